@@ -1,0 +1,211 @@
+{{/* Names ---------------------------------------------------------------- */}}
+
+{{- define "tenantguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tenantguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tenantguard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tenantguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tenantguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tenantguard.labels" -}}
+helm.sh/chart: {{ include "tenantguard.chart" . }}
+{{ include "tenantguard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tenantguard
+{{- end }}
+
+{{- define "tenantguard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tenantguard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create=false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the pods mount: tls.crt + tls.key (+ ca.crt). */}}
+{{- define "tenantguard.tlsSecretName" -}}
+{{- if eq .Values.certs.mode "existingSecret" }}
+{{- required "certs.existingSecret.name is required when certs.mode=existingSecret" .Values.certs.existingSecret.name }}
+{{- else }}
+{{- printf "%s-tls" (include "tenantguard.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "tenantguard.image" -}}
+{{- $tag := default .Chart.AppVersion .image.tag }}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* DNS names of the Service, the SANs of the serving certificate. */}}
+{{- define "tenantguard.serviceHosts" -}}
+{{- $svc := include "tenantguard.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) | toJson }}
+{{- end }}
+
+{{/* Selectors -------------------------------------------------------------
+
+The namespaces the webhooks never see. The release namespace (so the webhook
+can always restart itself) and kube-system are written here, not in values:
+values can only ADD names and ADD further expressions. Label selector
+expressions are ANDed, so an added expression can narrow what is intercepted
+but can never bring an excluded namespace back. `kubernetes.io/metadata.name`
+is set by the API server to the namespace's own name and cannot be changed
+by users, unlike any label we could ask admins to put on namespaces.
+*/}}
+{{- define "tenantguard.excludedNamespaces" -}}
+{{- $always := list .Release.Namespace "kube-system" }}
+{{- concat $always (.Values.webhooks.namespaceSelector.excludeNamespaces | default list) | uniq | toJson }}
+{{- end }}
+
+{{- define "tenantguard.namespaceSelector" -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: {{ include "tenantguard.excludedNamespaces" . }}
+{{- with .Values.webhooks.namespaceSelector.matchExpressions }}
+{{ toYaml . | indent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Objects labelled tenantguard.io/ignore=true are skipped; who may set the
+label is limited by the ValidatingAdmissionPolicy in opt-out-protection.yaml. */}}
+{{- define "tenantguard.objectSelector" -}}
+{{- $exprs := list }}
+{{- if .Values.optOut.enabled }}
+{{- $exprs = append $exprs (dict "key" "tenantguard.io/ignore" "operator" "NotIn" "values" (list "true")) }}
+{{- end }}
+{{- $exprs = concat $exprs (.Values.webhooks.objectSelector.matchExpressions | default list) }}
+{{- if $exprs }}
+matchExpressions:
+{{ toYaml $exprs | indent 2 }}
+{{- else }}
+{}
+{{- end }}
+{{- end }}
+
+{{/* Kubernetes' own controllers copy pod templates that were already admitted
+(a Deployment's template into a ReplicaSet, a ReplicaSet's into Pods, ...).
+They must be able to carry the opt-out label that an admin put on the parent,
+whichever way kube-controller-manager authenticates. Hard-coded: dropping one
+would silently stop an opted-out workload from creating pods. */}}
+{{- define "tenantguard.workloadControllers" -}}
+{{- list
+  "system:kube-controller-manager"
+  "system:serviceaccount:kube-system:deployment-controller"
+  "system:serviceaccount:kube-system:replicaset-controller"
+  "system:serviceaccount:kube-system:replication-controller"
+  "system:serviceaccount:kube-system:statefulset-controller"
+  "system:serviceaccount:kube-system:daemon-set-controller"
+  "system:serviceaccount:kube-system:job-controller"
+  "system:serviceaccount:kube-system:cronjob-controller"
+  "system:serviceaccount:kube-system:generic-garbage-collector"
+  | toJson }}
+{{- end }}
+
+{{/* Rules --------------------------------------------------------------- */}}
+
+{{/* Mutation: only where a patch can be applied. A Pod's spec (and a Job's
+pod template) is immutable after creation, so mutating their UPDATEs could
+only produce patches the API server rejects; they are mutated on CREATE. */}}
+{{- define "tenantguard.mutateRules" -}}
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["CREATE"]
+  resources: ["pods"]
+  scope: Namespaced
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["replicationcontrollers"]
+  scope: Namespaced
+- apiGroups: ["apps"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["deployments", "statefulsets", "daemonsets", "replicasets"]
+  scope: Namespaced
+- apiGroups: ["batch"]
+  apiVersions: ["v1"]
+  operations: ["CREATE"]
+  resources: ["jobs"]
+  scope: Namespaced
+- apiGroups: ["batch"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["cronjobs"]
+  scope: Namespaced
+{{- end }}
+
+{{- define "tenantguard.validateRules" -}}
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["pods", "pods/ephemeralcontainers", "replicationcontrollers"]
+  scope: Namespaced
+- apiGroups: ["apps"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["deployments", "statefulsets", "daemonsets", "replicasets"]
+  scope: Namespaced
+- apiGroups: ["batch"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["jobs", "cronjobs"]
+  scope: Namespaced
+- apiGroups: ["networking.k8s.io"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["networkpolicies"]
+  scope: Namespaced
+{{- end }}
+
+{{/* Policies: filename -> YAML. Shipped files first, then values (a values
+key that names a shipped file replaces it). Keys without .yaml/.yml get
+.yaml, so `--set-file policies.team-x=./team-x.yaml` needs no escaping. */}}
+{{- define "tenantguard.policyFiles" -}}
+{{- $files := dict }}
+{{- if .Values.shippedPolicies.enabled }}
+{{- range $path, $_ := .Files.Glob "policies/*.yaml" }}
+{{- $name := base $path }}
+{{- if not (has $name $.Values.shippedPolicies.exclude) }}
+{{- $_ := set $files $name ($.Files.Get $path) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $key, $content := .Values.policies }}
+{{- $name := $key }}
+{{- if not (or (hasSuffix ".yaml" $key) (hasSuffix ".yml" $key)) }}
+{{- $name = printf "%s.yaml" $key }}
+{{- end }}
+{{- if $content }}
+{{- $_ := set $files $name $content }}
+{{- else }}
+{{- $_ := unset $files $name }}
+{{- end }}
+{{- end }}
+{{- toJson $files }}
+{{- end }}

@@ -1,0 +1,1 @@
+"""The `tenantguard` command line: one module per subcommand."""

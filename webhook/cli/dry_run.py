@@ -1,0 +1,60 @@
+"""`tenantguard dry-run`: the webhook's verdicts on manifest files, offline.
+
+Exit codes: 0 every object allowed; 1 at least one denied; 2 bad input or bad
+policy (the message on stderr names the file, document and field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+from webhook.cli import report
+from webhook.cli.common import fail, load_policy_set, load_state
+from webhook.core.request import ReviewError
+from webhook import dryrun
+from webhook.manifests import read_objects
+from webhook.yamlio import InputError
+
+NAME = "dry-run"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR",
+                        help="manifests: YAML/JSON files, directories, or - for stdin")
+    parser.add_argument("--policies", "-p", action="append", required=True, metavar="PATH",
+                        help="policy file or directory (repeatable)")
+    parser.add_argument("--cluster-state", action="append", default=[], metavar="FILE",
+                        help="existing Pods/Namespaces/ResourceQuotas/NetworkPolicies (YAML stream; repeatable)")
+    parser.add_argument("--namespace", "-n", default="default",
+                        help="namespace for objects that name none (default: default)")
+    parser.add_argument("--output", "-o", choices=report.FORMATS, default="table",
+                        help="table (default), json, yaml, diff (unified YAML diff), patch (RFC 6902, one line "
+                             "per object)")
+    parser.add_argument("--user", default="", help="requesting user name (for exemptions)")
+    parser.add_argument("--group", action="append", default=[], help="requesting user's group (repeatable)")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    policies = load_policy_set(args.policies)
+    state = load_state(args.cluster_state)
+    try:
+        items = read_objects(args.inputs)
+    except InputError as exc:
+        return fail(str(exc))
+    try:
+        results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
+                      username=args.user, groups=tuple(args.group))
+    except ReviewError as exc:
+        return fail(f"invalid AdmissionReview: {exc}")
+    report.write(results, args.output, sys.stdout, args.color)
+    return 1 if any(not r.decision.allowed for r in results) else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return run_command(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)

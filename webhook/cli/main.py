@@ -1,0 +1,70 @@
+"""`tenantguard` entry point.
+
+Each subcommand lives in its own module under ``webhook.cli`` exposing
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; it is
+imported only when chosen, so `tenantguard dry-run` never pays for aiohttp.
+Exit codes follow the dry-run contract: 0 fine, 1 a policy verdict went
+against the input, 2 bad input or bad policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from webhook import __version__
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "dry-run": ("webhook.cli.dry_run", "evaluate manifests against policies offline (like the webhook would)"),
+    "lint": ("webhook.cli.lint", "check policy files"),
+    "test": ("webhook.cli.policy_test", "run policy test suites"),
+    "serve": ("webhook.cli.serve", "run the admission webhook server"),
+    "certs": ("webhook.cli.certs", "generate a CA and serving certificate for the webhook"),
+    "render": ("webhook.cli.render", "render native Namespace/ResourceQuota/LimitRange/NetworkPolicy objects"),
+    "audit": ("webhook.cli.audit", "report policy violations of the pods in a live cluster"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, object | None]:
+    parser = argparse.ArgumentParser(prog="tenantguard", description="Per-tenant Kubernetes admission policies.")
+    parser.add_argument("--version", action="version", version=f"tenantguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                module = None
+            if module is not None:
+                module.add_arguments(p)  # type: ignore[attr-defined]
+    return parser, module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser, module = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    if module is None:
+        print(f"tenantguard: {args.command} is not available in this build", file=sys.stderr)
+        return 2
+    try:
+        return int(module.run(args))  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""`tenantguard test PATH...`: run policy test suites (kind: PolicyTest).
+
+Exit codes: 0 every case passes, 1 a case fails, 2 a suite or policy is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+from webhook.cli.common import fail
+from webhook.cli.report import use_colour
+from webhook.core.request import ReviewError
+from webhook.policytest import SuiteError, load_suite, run_suite, suite_files
+
+NAME = "test"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="suite files or directories holding them")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+
+
+def run(args: argparse.Namespace) -> int:
+    files = suite_files(args.paths)
+    if not files:
+        return fail(f"no PolicyTest suites found in {' '.join(args.paths)}")
+    colour = use_colour(sys.stdout, args.color)
+
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if colour else text
+
+    passed = failed = 0
+    for path in files:
+        try:
+            suite = load_suite(path, today=date.today())
+        except (SuiteError, ReviewError) as exc:
+            return fail(str(exc))
+        for result in run_suite(suite):
+            if result.passed:
+                passed += 1
+                if args.verbose:
+                    print(f"{paint('PASS', '32')}  {suite.source}: {result.case}")
+            else:
+                failed += 1
+                print(f"{paint('FAIL', '1;31')}  {suite.source}: {result.case}")
+                for line in result.failures:
+                    print(f"      {line}")
+    print(f"{passed + failed} cases: {passed} passed, {failed} failed")
+    return 1 if failed else 0

@@ -1,0 +1,123 @@
+"""What the engine may know about the live cluster, as plain data.
+
+One small interface, :class:`ClusterState`, with two implementations: the
+in-memory one here (dry-run CLI, tests: filled from manifests) and the
+watch-backed one in ``webhook.cluster`` (server: list+watch). The engine reads
+it; only the shells write to it.
+
+Usage is kept per namespace as ResourceQuota-style keys (``requests.cpu``,
+``limits.memory``, ``pods``, ...) mapped to exact Decimals, computed by
+:func:`webhook.core.pod_resources.quota_usage`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+from webhook.core.pod_resources import quota_usage
+
+Usage = Mapping[str, Decimal]
+
+
+class ClusterState(Protocol):
+    def namespaces(self) -> Iterable[str]:
+        """Every namespace known to exist."""
+        ...
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        """Labels of a namespace; None when the namespace is unknown."""
+        ...
+
+    def namespace_usage(self, namespace: str) -> Usage:
+        """Summed quota usage of the live (non-terminal) pods of a namespace."""
+        ...
+
+    def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
+        ...
+
+    def resource_quotas(self, namespace: str) -> Sequence[Mapping[str, Any]]:
+        ...
+
+
+def add_usage(total: dict[str, Decimal], usage: Usage, sign: int = 1) -> None:
+    for key, value in usage.items():
+        total[key] = total.get(key, Decimal(0)) + sign * value
+
+
+def _pod_key(pod: Mapping[str, Any], namespace: str, fallback: int) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    name = meta.get("name") or meta.get("uid") or f"<unnamed-{fallback}>"
+    return namespace, str(name)
+
+
+class InMemoryClusterState:
+    """A cluster view held in memory, for the dry-run CLI and tests."""
+
+    def __init__(self) -> None:
+        self._namespaces: dict[str, dict[str, str]] = {}
+        self._pod_usage: dict[tuple[str, str], Usage] = {}
+        self._ns_usage: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        self._netpols: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        self._quotas: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        self._counter = 0
+
+    # --- ClusterState -----------------------------------------------------
+    def namespaces(self) -> Iterable[str]:
+        return self._namespaces.keys()
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        return self._namespaces.get(namespace)
+
+    def namespace_usage(self, namespace: str) -> Usage:
+        return self._ns_usage.get(namespace, {})
+
+    def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
+        return self._netpols.get(namespace, [])
+
+    def resource_quotas(self, namespace: str) -> Sequence[Mapping[str, Any]]:
+        return self._quotas.get(namespace, [])
+
+    # --- filling ------------------------------------------------------------
+    def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        merged = {"kubernetes.io/metadata.name": name}
+        merged.update(labels or {})
+        self._namespaces[name] = merged
+
+    def _ensure_namespace(self, name: str) -> None:
+        if name not in self._namespaces:
+            self.add_namespace(name)
+
+    def add_pod(self, pod: Mapping[str, Any], namespace: str | None = None) -> None:
+        """Count a pod's usage (terminal pods count nothing); a pod of the same name is replaced."""
+        ns = namespace or (pod.get("metadata") or {}).get("namespace") or "default"
+        self._ensure_namespace(ns)
+        self._counter += 1
+        key = _pod_key(pod, ns, self._counter)
+        previous = self._pod_usage.pop(key, None)
+        if previous:
+            add_usage(self._ns_usage[ns], previous, -1)
+        usage = quota_usage(pod)
+        if usage:
+            self._pod_usage[key] = usage
+            add_usage(self._ns_usage[ns], usage)
+
+    def add_object(self, obj: Mapping[str, Any], default_namespace: str = "default") -> bool:
+        """Add a Pod, Namespace, NetworkPolicy or ResourceQuota; False for other kinds."""
+        kind = obj.get("kind")
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace") or default_namespace
+        if kind == "Namespace":
+            self.add_namespace(str(meta.get("name", "")), meta.get("labels") or {})
+        elif kind == "Pod":
+            self.add_pod(obj, ns)
+        elif kind == "NetworkPolicy":
+            self._ensure_namespace(ns)
+            self._netpols[ns].append(obj)
+        elif kind == "ResourceQuota":
+            self._ensure_namespace(ns)
+            self._quotas[ns].append(obj)
+        else:
+            return False
+        return True

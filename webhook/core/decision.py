@@ -1,0 +1,87 @@
+"""What the engine concludes about one object: allowed or not, why, and the patch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.core.patch import PatchOp
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule, precise enough to act on.
+
+    ``policy`` and ``rule`` say which policy and which rule; ``container`` and
+    ``field`` say where (container is None for pod-level findings); ``actual`` and
+    ``required`` give the numbers or values compared. ``check`` names the
+    Pod Security Standards check for ``podSecurity`` findings.
+    """
+
+    policy: str
+    rule: str
+    message: str
+    container: str | None = None
+    field: str | None = None
+    actual: Any = None
+    required: Any = None
+    check: str | None = None
+    enforcement: str = "Enforce"
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"policy": self.policy, "rule": self.rule, "message": self.message}
+        for key in ("container", "field", "actual", "required", "check"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out["enforcement"] = self.enforcement
+        return out
+
+    def summary(self) -> str:
+        """One line for kubectl warnings and denial messages."""
+        return f"[{self.policy}/{self.rule}] {self.message}"
+
+
+@dataclass(slots=True)
+class Decision:
+    """The outcome of one review.
+
+    ``violations`` holds only what denies (Enforce mode). Warn-mode findings are
+    in ``warnings`` (kubectl prints them); Audit-mode findings are in
+    ``audit`` and surface as ``auditAnnotations``. ``patch`` is empty when
+    nothing changed. ``mutated`` is the object after the patch (None when the
+    object was not evaluated, e.g. a DELETE).
+    """
+
+    allowed: bool = True
+    tenant: str | None = None
+    policies: tuple[str, ...] = ()
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audit: list[Violation] = field(default_factory=list)
+    patch: list[PatchOp] = field(default_factory=list)
+    mutated: dict[str, Any] | None = None
+    skipped: str | None = None  # why nothing was evaluated (exempt, not a pod kind, operation, ...)
+
+    def patch_json(self) -> list[dict[str, Any]]:
+        return [op.as_json() for op in self.patch]
+
+    def message(self) -> str:
+        """The denial message: every violation, one per line after the first."""
+        if not self.violations:
+            return ""
+        head = f"tenantguard denied the request ({len(self.violations)} violation{'s' if len(self.violations) != 1 else ''})"
+        who = f" for tenant {self.tenant}" if self.tenant else ""
+        return head + who + ":\n" + "\n".join("- " + v.summary() for v in self.violations)
+
+    def audit_annotations(self) -> dict[str, str]:
+        """auditAnnotations for Audit-mode findings (keys are prefixed by the API server with the webhook name)."""
+        if not self.audit:
+            return {}
+        out = {
+            "tenant": self.tenant or "",
+            "policies": ",".join(sorted({v.policy for v in self.audit})),
+            "rules": ",".join(sorted({f"{v.policy}/{v.rule}" for v in self.audit})),
+            "violations": "; ".join(v.summary() for v in self.audit),
+        }
+        return out

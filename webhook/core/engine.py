@@ -1,0 +1,208 @@
+"""The engine: one request, the compiled policies, the cluster view -> one Decision.
+
+Fixed step order for every request (as Kyverno's engine fixes it for every rule):
+
+1. skip what is not ours: DELETE/CONNECT, the system namespaces, subresources
+   other than ``pods/ephemeralcontainers``;
+2. resolve the tenant (namespace name, globs, namespace labels);
+3. drop the policies whose exemptions match (per policy);
+4. mutate a copy (tenant defaults first, so the most specific default wins,
+   then the cluster baseline fills what remains); Audit-mode policies only
+   report what they would set;
+5. validate the mutated object (cluster policies first, then the tenant's);
+   each finding is routed by its policy's enforcement: Enforce denies, Warn
+   warns, Audit annotates. A tenant cannot loosen a cluster rule because the
+   cluster policy's own validators always run with its own enforcement.
+
+Mutators fail open (a crash skips that default, with a warning); validators fail
+closed (a crash is a violation naming the rule).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from webhook.core.cluster_state import ClusterState
+from webhook.core.decision import Decision, Violation
+from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.patch import PatchRecorder
+from webhook.core.plan import (
+    SYSTEM_NAMESPACES,
+    CompiledPolicy,
+    Enforcement,
+    PolicySet,
+    TenantConflict,
+    ValidationContext,
+)
+from webhook.core.quantity import QuantityError
+from webhook.core.request import AdmissionRequest
+from webhook.core.workloads import PodTarget, locate_pod
+
+JUDGED_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
+MAIN_ONLY = frozenset({""})
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _unchanged(target: PodTarget | None, old: PodTarget | None) -> bool:
+    """An UPDATE that leaves the pod (template) spec and annotations as they were."""
+    if target is None or old is None:
+        return False
+    return target.spec == old.spec and target.metadata.get("annotations") == old.metadata.get("annotations")
+
+
+class _TenantCache:
+    """namespace -> tenant name, memoised for one evaluation."""
+
+    __slots__ = ("_policies", "_state", "_cache")
+
+    def __init__(self, policies: PolicySet, state: ClusterState):
+        self._policies = policies
+        self._state = state
+        self._cache: dict[str, str | None] = {}
+
+    def __call__(self, namespace: str) -> str | None:
+        if namespace not in self._cache:
+            try:
+                tenant = self._policies.tenant_for(namespace, self._state.namespace_labels(namespace))
+            except TenantConflict:
+                tenant = None
+            self._cache[namespace] = tenant.name if tenant else None
+        return self._cache[namespace]
+
+
+def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: dict[str, Any],
+            decision: Decision) -> None:
+    target = locate_pod(working)
+    if target is None:
+        return
+    pod_update = target.kind == "Pod" and request.operation == "UPDATE"
+    if pod_update and request.subresource != "ephemeralcontainers":
+        return  # a running pod's spec is immutable: defaults apply at creation
+    recorder = PatchRecorder()
+    ctx = MutationContext(request=request, target=target, recorder=recorder, warnings=decision.warnings)
+    # the tenant's defaults first (most specific wins), then the cluster baseline
+    ordered = [p for p in policies if p.is_tenant] + [p for p in policies if not p.is_tenant]
+    for policy in ordered:
+        if not policy.mutators:
+            continue
+        if policy.enforcement is Enforcement.AUDIT:
+            _report_audit_mutations(request, policy, working, decision)
+            continue
+        for mutator in policy.mutators:
+            if request.subresource not in getattr(mutator, "subresources", MAIN_ONLY):
+                continue
+            recorder.policy, recorder.rule = policy.name, mutator.rule
+            try:
+                mutator.mutate(ctx)
+            except Exception as exc:  # noqa: BLE001 - fail open, say so
+                decision.warnings.append(f"[{policy.name}/{mutator.rule}] default not applied: {exc}")
+    decision.patch = recorder.ops
+
+
+def _report_audit_mutations(request: AdmissionRequest, policy: CompiledPolicy, working: dict[str, Any],
+                            decision: Decision) -> None:
+    scratch = json_copy(working)
+    target = locate_pod(scratch)
+    assert target is not None
+    recorder = PatchRecorder(policy=policy.name)
+    ctx = MutationContext(request=request, target=target, recorder=recorder, warnings=[])
+    for mutator in policy.mutators:
+        if request.subresource not in getattr(mutator, "subresources", MAIN_ONLY):
+            continue
+        recorder.rule = mutator.rule
+        try:
+            mutator.mutate(ctx)
+        except Exception:  # noqa: BLE001 - reporting only
+            continue
+    for op in recorder.ops:
+        decision.warnings.append(f"[{policy.name}/{op.rule}] (Audit) would set {op.path} = {_short(op.value)}")
+
+
+def _same_finding(a: Violation, b: Violation) -> bool:
+    return a.rule == b.rule and a.check == b.check and a.message == b.message and a.field == b.field
+
+
+def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> None:
+    if policy.enforcement is Enforcement.ENFORCE:
+        # a tenant rule tightening a cluster rule finds the cluster's findings again: say each once
+        if not any(_same_finding(found, v) for v in decision.violations):
+            decision.violations.append(found)
+    elif policy.enforcement is Enforcement.WARN:
+        decision.warnings.append(found.summary())
+    else:
+        decision.audit.append(found)
+
+
+def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant: CompiledPolicy | None,
+              working: dict[str, Any], state: ClusterState, tenant_of: _TenantCache, decision: Decision) -> None:
+    kind = working.get("kind")
+    target = locate_pod(working)
+    old_target = locate_pod(request.old_obj) if isinstance(request.old_obj, Mapping) else None
+    if request.operation == "UPDATE" and request.subresource == "" and _unchanged(target, old_target):
+        return
+    for policy in policies:
+        ctx = ValidationContext(
+            request=request, obj=working, target=target, old_target=old_target, policy=policy, tenant=tenant,
+            state=state, tenant_of=tenant_of,
+        )
+        for validator in policy.validators:
+            kinds = validator.kinds
+            if kinds is None:
+                if target is None:
+                    continue
+            elif kind not in kinds:
+                continue
+            if request.subresource not in getattr(validator, "subresources", MAIN_ONLY):
+                continue
+            try:
+                for found in validator.validate(ctx):
+                    _route(policy, found, decision)
+            except QuantityError as exc:
+                _route(policy, Violation(policy.name, validator.rule, f"invalid quantity: {exc}",
+                                         enforcement=policy.enforcement.value), decision)
+            except Exception as exc:  # noqa: BLE001 - fail closed, name the rule
+                _route(policy, Violation(policy.name, validator.rule,
+                                         f"rule could not be evaluated ({type(exc).__name__}: {exc})",
+                                         enforcement=policy.enforcement.value), decision)
+
+
+def evaluate(request: AdmissionRequest, policies: PolicySet, state: ClusterState, *,
+             mutate: bool = True, validate: bool = True) -> Decision:
+    """Evaluate one request. ``mutate``/``validate`` select the phases (the webhook's two endpoints)."""
+    decision = Decision()
+    obj = request.obj
+    if request.operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
+        decision.skipped = f"operation {request.operation} is not judged"
+        return decision
+    if request.namespace in SYSTEM_NAMESPACES:
+        decision.skipped = f"namespace {request.namespace} is a system namespace"
+        return decision
+    if request.subresource not in JUDGED_SUBRESOURCES:
+        decision.skipped = f"subresource {request.subresource} is not judged"
+        return decision
+    try:
+        tenant = policies.tenant_for(request.namespace, state.namespace_labels(request.namespace))
+    except TenantConflict as exc:
+        decision.allowed = False
+        decision.violations.append(Violation("tenantguard", "tenantResolution", str(exc)))
+        return decision
+    decision.tenant = tenant.name if tenant else None
+    candidates = list(policies.cluster) + ([tenant] if tenant else [])
+    active = [p for p in candidates if p.exempts(request) is None]
+    decision.policies = tuple(p.name for p in active)
+    if not active:
+        decision.skipped = "exempt" if candidates else "no policy applies"
+        return decision
+    working = json_copy(dict(obj))
+    if mutate:
+        _mutate(request, active, working, decision)
+    decision.mutated = working
+    if validate:
+        _validate(request, active, tenant, working, state, _TenantCache(policies, state), decision)
+    decision.allowed = not decision.violations
+    return decision

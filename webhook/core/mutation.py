@@ -1,0 +1,105 @@
+"""Filling gaps in a working copy while recording the minimal JSON Patch.
+
+Mutators call :meth:`MutationContext.put` and :meth:`MutationContext.append`;
+those change the working copy and record one ``add`` op, except inside a member
+this same pass created (its ``add`` op carries the parent by reference, so later
+fills show up in it). The result is the patch jsonpatch would compute by diffing
+original and mutated objects, at the cost of a few dict look-ups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from webhook.core.patch import PatchRecorder
+from webhook.core.request import AdmissionRequest
+from webhook.core.workloads import PodTarget
+
+
+def json_copy(value: Any) -> Any:
+    """Deep copy of JSON-shaped data (dicts, lists, scalars); several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
+
+
+def is_unset(container: Mapping[str, Any], key: str) -> bool:
+    """Kubernetes treats an explicit null like an absent field."""
+    return container.get(key) is None
+
+
+@dataclass(slots=True)
+class MutationContext:
+    """One mutation pass over one pod (or pod template)."""
+
+    request: AdmissionRequest
+    target: PodTarget
+    recorder: PatchRecorder = field(default_factory=PatchRecorder)
+    warnings: list[str] = field(default_factory=list)
+    _fresh: set[int] = field(default_factory=set)
+
+    # --- paths -------------------------------------------------------------
+    def path(self, *parts: str | int) -> tuple[str | int, ...]:
+        """Path parts from the object root to ``parts`` under the pod (template) root."""
+        return self.target.prefix + parts
+
+    # --- recording fills ---------------------------------------------------
+    def _mark_fresh(self, value: Any) -> None:
+        if isinstance(value, dict):
+            self._fresh.add(id(value))
+            for v in value.values():
+                self._mark_fresh(v)
+        elif isinstance(value, list):
+            self._fresh.add(id(value))
+            for v in value:
+                self._mark_fresh(v)
+
+    def put(self, parent: dict[str, Any], parent_path: tuple[str | int, ...], key: str, value: Any) -> None:
+        """Set ``parent[key] = value`` (the caller checked it is unset) and record the op.
+
+        An explicit null counts as unset; it is replaced, which jsonpatch also
+        expresses as ``replace``, so such a fill is recorded as ``replace``.
+        """
+        had_null = key in parent
+        parent[key] = value
+        if id(parent) not in self._fresh:
+            if had_null:
+                self.recorder.replace(parent_path + (key,), value)
+            else:
+                self.recorder.add(parent_path + (key,), value)
+        self._mark_fresh(value)
+
+    def put_deep(self, parent: dict[str, Any], parent_path: tuple[str | int, ...], keys: tuple[str, ...],
+                 value: Any) -> None:
+        """Set ``parent[k0][k1]...[kn] = value``, creating missing dicts on the way as one op."""
+        node = parent
+        path = parent_path
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                nested: Any = value
+                for inner in reversed(keys[i + 1:]):
+                    nested = {inner: nested}
+                self.put(node, path, key, nested)
+                return
+            node = child
+            path = path + (key,)
+        self.put(node, path, keys[-1], value)
+
+    def remove(self, parent: dict[str, Any], parent_path: tuple[str | int, ...], key: str) -> None:
+        """Remove a member the API server derived (never one a user chose) and record the op."""
+        del parent[key]
+        if id(parent) not in self._fresh:
+            self.recorder.remove(parent_path + (key,))
+
+    def append(self, lst: list[Any], list_path: tuple[str | int, ...], value: Any) -> None:
+        """Append to an existing list and record ``add`` at the new index."""
+        index = len(lst)
+        lst.append(value)
+        if id(lst) not in self._fresh:
+            self.recorder.add(list_path + (index,), value)
+        self._mark_fresh(value)
+

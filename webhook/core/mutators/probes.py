@@ -1,0 +1,54 @@
+"""defaults.probes: liveness/readiness/startup probes for app containers that have none.
+
+A default probe is added only where its port is one the container declares
+(``containerPort`` number, or a port ``name`` for named ports), or where the
+probe has no port (exec). Init containers never get probes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutators._containers import APP, containers
+
+PROBE_FIELDS = {"liveness": "livenessProbe", "readiness": "readinessProbe", "startup": "startupProbe"}
+
+
+def probe_port(probe: Mapping[str, Any]) -> int | str | None:
+    """The port a probe connects to (httpGet, tcpSocket or grpc), or None (exec)."""
+    for handler in ("httpGet", "tcpSocket", "grpc"):
+        spec = probe.get(handler)
+        if isinstance(spec, Mapping) and spec.get("port") is not None:
+            return spec["port"]  # type: ignore[no-any-return]
+    return None
+
+
+def declares_port(container: Mapping[str, Any], port: int | str) -> bool:
+    for p in container.get("ports") or ():
+        if not isinstance(p, Mapping):
+            continue
+        if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
+            if p.get("containerPort") == int(port):
+                return True
+        elif p.get("name") == port:
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class ProbesMutator:
+    probes: Mapping[str, Mapping[str, Any]]  # "liveness" | "readiness" | "startup" -> Probe
+    rule: str = "defaults.probes"
+
+    def mutate(self, ctx: MutationContext) -> None:
+        for container, path in containers(ctx, APP):
+            for kind, probe in self.probes.items():
+                field = PROBE_FIELDS[kind]
+                if container.get(field) is not None:
+                    continue
+                port = probe_port(probe)
+                if port is not None and not declares_port(container, port):
+                    continue
+                ctx.put(container, path, field, json_copy(probe))

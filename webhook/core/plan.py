@@ -1,0 +1,190 @@
+"""The compiled policy plan the engine evaluates.
+
+The policy loader (``webhook.policy``) turns YAML into these frozen objects once
+per load; the engine only reads them. Mutators and validators are small objects
+behind two protocols, one module per kind under ``core/mutators`` and
+``core/validators``, each with a stable rule id used in reports, patches and
+metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+
+from webhook.core.selectors import LabelSelector, glob_match, is_glob
+
+if TYPE_CHECKING:
+    from webhook.core.cluster_state import ClusterState
+    from webhook.core.decision import Violation
+    from webhook.core.mutation import MutationContext
+    from webhook.core.request import AdmissionRequest
+    from webhook.core.workloads import PodTarget
+
+
+class Enforcement(StrEnum):
+    ENFORCE = "Enforce"  # violations deny
+    WARN = "Warn"  # allow; violations become kubectl warnings
+    AUDIT = "Audit"  # allow; violations become auditAnnotations; mutations are only reported
+
+
+# Namespaces the engine never touches, whatever the policies say: the control plane's own.
+SYSTEM_NAMESPACES = frozenset({"kube-system"})
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    """One exemption entry: every criterion it names must hold (AND); entries are ORed."""
+
+    namespaces: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    reason: str = ""
+    expires: date | None = None
+
+    def applies(self, request: "AdmissionRequest") -> bool:
+        if self.expires is not None and request.today is not None and request.today > self.expires:
+            return False
+        if not (self.namespaces or self.users or self.groups):
+            return False
+        if self.namespaces and not any(glob_match(p, request.namespace) for p in self.namespaces):
+            return False
+        if self.users and not any(glob_match(u, request.username) for u in self.users):
+            return False
+        if self.groups and not any(g in request.groups for g in self.groups):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceMatch:
+    """Which namespaces a TenantPolicy claims: literal names, shell globs, or a label selector."""
+
+    names: frozenset[str] = frozenset()
+    globs: tuple[str, ...] = ()
+    selector: LabelSelector | None = None
+
+    @classmethod
+    def build(cls, patterns: Iterable[str], selector: LabelSelector | None) -> "NamespaceMatch":
+        pats = list(patterns)
+        return cls(
+            names=frozenset(p for p in pats if not is_glob(p)),
+            globs=tuple(p for p in pats if is_glob(p)),
+            selector=selector,
+        )
+
+    def matches(self, namespace: str, labels: Mapping[str, str] | None) -> bool:
+        if namespace in self.names:
+            return True
+        if any(glob_match(g, namespace) for g in self.globs):
+            return True
+        if self.selector is not None and labels is not None:
+            return self.selector.matches(labels)
+        return False
+
+
+class Mutator(Protocol):
+    """Fills what the pod left out. Must be deterministic and idempotent."""
+
+    rule: str
+
+    def mutate(self, ctx: "MutationContext") -> None: ...
+
+
+class Validator(Protocol):
+    """Judges the (mutated) object; yields one Violation per broken requirement.
+
+    ``kinds`` is None for validators of pods and pod templates; a validator of
+    other objects (e.g. NetworkPolicy) lists the kinds it judges.
+    """
+
+    rule: str
+    kinds: frozenset[str] | None
+
+    def validate(self, ctx: "ValidationContext") -> Iterable["Violation"]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    name: str
+    kind: str  # "ClusterPolicy" | "TenantPolicy"
+    source: str  # file it came from, for messages
+    enforcement: Enforcement = Enforcement.ENFORCE
+    match: NamespaceMatch | None = None  # None for ClusterPolicy
+    mutators: tuple[Mutator, ...] = ()
+    validators: tuple[Validator, ...] = ()
+    exemptions: tuple[Exemption, ...] = ()
+    shared_namespaces: tuple[str, ...] = ()  # outside the tenant, reachable by affinity / network peers
+    spec: Mapping[str, Any] = field(default_factory=dict, compare=False)  # the validated spec, for render/lint
+
+    @property
+    def is_tenant(self) -> bool:
+        return self.kind == "TenantPolicy"
+
+    def exempts(self, request: "AdmissionRequest") -> Exemption | None:
+        for ex in self.exemptions:
+            if ex.applies(request):
+                return ex
+        return None
+
+
+class TenantConflict(Exception):
+    """A namespace is claimed by more than one TenantPolicy (only possible at run time through labels)."""
+
+    def __init__(self, namespace: str, tenants: list[str]):
+        super().__init__(f"namespace {namespace} is claimed by several tenants: {', '.join(tenants)}")
+        self.namespace = namespace
+        self.tenants = tenants
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Every loaded policy; ``generation`` identifies this set (a content hash)."""
+
+    cluster: tuple[CompiledPolicy, ...] = ()
+    tenants: tuple[CompiledPolicy, ...] = ()
+    generation: str = ""
+    _by_name: Mapping[str, CompiledPolicy] = field(default_factory=dict, compare=False, repr=False)
+
+    def tenant_for(self, namespace: str, labels: Mapping[str, str] | None) -> CompiledPolicy | None:
+        """The TenantPolicy claiming ``namespace``; raises TenantConflict if several do."""
+        found = [t for t in self.tenants if t.match is not None and t.match.matches(namespace, labels)]
+        if len(found) > 1:
+            raise TenantConflict(namespace, [t.name for t in found])
+        return found[0] if found else None
+
+    def tenant_named(self, name: str) -> CompiledPolicy | None:
+        for t in self.tenants:
+            if t.name == name:
+                return t
+        return None
+
+    @property
+    def needs_namespace_labels(self) -> bool:
+        return any(t.match is not None and t.match.selector is not None for t in self.tenants)
+
+
+@dataclass(slots=True)
+class ValidationContext:
+    """Everything a validator may look at, read-only."""
+
+    request: "AdmissionRequest"
+    obj: Mapping[str, Any]  # the mutated object
+    target: "PodTarget | None"  # its pod (template); None for non-pod kinds
+    old_target: "PodTarget | None"
+    policy: CompiledPolicy
+    tenant: CompiledPolicy | None
+    state: "ClusterState"
+    tenant_of: Callable[[str], str | None]  # namespace -> tenant name (None: no tenant)
+
+    def tenant_namespaces(self) -> list[str]:
+        """Known namespaces (from the cluster view, plus the request's) that belong to this tenant."""
+        if self.tenant is None:
+            return [self.request.namespace]
+        names = {ns for ns in self.state.namespaces() if self.tenant_of(ns) == self.tenant.name}
+        names.add(self.request.namespace)
+        if self.tenant.match is not None:
+            names.update(self.tenant.match.names)
+        return sorted(names)

@@ -1,0 +1,137 @@
+"""Reading pod fields with the Kubernetes API's Go semantics, and upstream's message helpers.
+
+The checks read plain dicts (decoded JSON/YAML). Go decodes them into typed
+structs, so: an absent key or an explicit null is a nil pointer, an empty
+object is a non-nil pointer whose string fields are ``""``; booleans count
+only when they are real booleans. These helpers keep those rules in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+EMPTY: Mapping[str, Any] = {}
+
+# The visiting order of upstream's visitContainers: init, regular, then ephemeral containers.
+CONTAINER_LISTS: tuple[str, ...] = ("initContainers", "containers", "ephemeralContainers")
+
+
+def obj(value: Any) -> Mapping[str, Any] | None:
+    """A nested object, or None when absent/null (a nil pointer)."""
+    return value if isinstance(value, Mapping) else None
+
+
+def sub(parent: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    if parent is None:
+        return None
+    value = parent.get(key)
+    return value if isinstance(value, Mapping) else None
+
+
+def string(parent: Mapping[str, Any] | None, key: str) -> str:
+    """A string field: ``""`` when absent (Go's zero value)."""
+    if parent is None:
+        return ""
+    value = parent.get(key)
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def items(parent: Mapping[str, Any] | None, key: str) -> list[Any]:
+    if parent is None:
+        return []
+    value = parent.get(key)
+    return value if isinstance(value, list) else []
+
+
+def is_true(value: Any) -> bool:
+    return value is True
+
+
+def is_zero(value: Any) -> bool:
+    """An integer field equal to 0 (``False`` is not 0 here)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0
+
+
+def is_windows(spec: Mapping[str, Any]) -> bool:
+    return string(sub(spec, "os"), "name") == "windows"
+
+
+def in_user_namespace(spec: Mapping[str, Any]) -> bool:
+    """``spec.hostUsers: false``: the pod runs in its own user namespace."""
+    return spec.get("hostUsers") is False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRef:
+    list_name: str
+    index: int
+    container: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        name = self.container.get("name")
+        return name if isinstance(name, str) else ("" if name is None else str(name))
+
+    def path(self, *parts: str) -> str:
+        base = f"spec.{self.list_name}[{self.index}]"
+        return base + "".join("." + p for p in parts)
+
+    @property
+    def security_context(self) -> Mapping[str, Any] | None:
+        return sub(self.container, "securityContext")
+
+
+def containers(spec: Mapping[str, Any]) -> Iterator[ContainerRef]:
+    """Every container, init container and ephemeral container, in upstream's order."""
+    for list_name in CONTAINER_LISTS:
+        values = spec.get(list_name)
+        if not isinstance(values, list):
+            continue
+        for index, container in enumerate(values):
+            yield ContainerRef(list_name, index, container if isinstance(container, Mapping) else EMPTY)
+
+
+def join_quote(values: list[str] | tuple[str, ...]) -> str:
+    """``"a", "b"`` (upstream's joinQuote: no escaping)."""
+    if not values:
+        return ""
+    return '"' + '", "'.join(values) + '"'
+
+
+def pluralize(singular: str, plural: str, count: int) -> str:
+    return singular if count == 1 else plural
+
+
+_GO_ESCAPES = {
+    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+    "\\": "\\\\", '"': '\\"',
+}
+
+
+def go_quote(value: str) -> str:
+    """Go's ``%q`` / ``strconv.Quote`` for a string."""
+    out = ['"']
+    for ch in value:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch == " " or ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            if code < 0x80:
+                out.append(f"\\x{code:02x}")
+            elif code < 0x10000:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def setters_with_containers(pod_bad: bool, bad_containers: list[str]) -> list[str]:
+    """``["pod", 'containers "a", "b"']``: who set a forbidden value, as upstream words it."""
+    setters = ["pod"] if pod_bad else []
+    if bad_containers:
+        setters.append(f"{pluralize('container', 'containers', len(bad_containers))} {join_quote(bad_containers)}")
+    return setters

@@ -1,0 +1,282 @@
+"""Tenant boundaries: where a tenant's pods may run, what they may tolerate, use and reach.
+
+- ``allowedNodeLabels`` / ``requiredNodeLabels``: node labels a pod may select
+  (nodeSelector and required nodeAffinity), and the ones it must pin;
+  ``spec.nodeName`` (which bypasses the scheduler) is refused when either is set;
+- ``allowedTolerations``: every toleration must match an allowed entry
+  (``node.kubernetes.io/*`` tolerations the API server and DaemonSet controller
+  add are always allowed);
+- ``allowedPriorityClasses``;
+- ``allowedRegistries``: every image (app, init and ephemeral containers);
+- affinity namespaces (always on for tenants): pod (anti-)affinity terms may
+  only reach the tenant's own namespaces and its ``sharedNamespaces``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from webhook.core.decision import Violation
+from webhook.core.plan import ValidationContext
+from webhook.core.selectors import LabelSelector, glob_match
+from webhook.core.validators._base import MAIN_ONLY, WITH_EPHEMERAL, describe, violation
+from webhook.core.workloads import ALL_CONTAINERS, iter_containers
+
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+SYSTEM_TOLERATION_PREFIX = "node.kubernetes.io/"
+
+
+def _required_terms(spec: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
+    affinity = spec.get("affinity")
+    node = affinity.get("nodeAffinity") if isinstance(affinity, Mapping) else None
+    required = node.get(REQUIRED) if isinstance(node, Mapping) else None
+    terms = required.get("nodeSelectorTerms") if isinstance(required, Mapping) else None
+    if not isinstance(terms, list):
+        return None
+    return [t for t in terms if isinstance(t, Mapping)]
+
+
+def _expressions(term: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    exprs = term.get("matchExpressions")
+    return [e for e in exprs if isinstance(e, Mapping)] if isinstance(exprs, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelection:
+    allowed: Mapping[str, tuple[str, ...]]
+    required: tuple[str, ...]
+    rule: str = "allowedNodeLabels"
+    kinds: frozenset[str] | None = None
+    subresources: frozenset[str] = MAIN_ONLY
+
+    def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
+        assert ctx.target is not None
+        spec = ctx.target.spec
+        selector = spec.get("nodeSelector") if isinstance(spec.get("nodeSelector"), Mapping) else {}
+        for key, allowed in self.allowed.items():
+            if key in selector and selector[key] not in allowed:
+                yield violation(
+                    ctx, self.rule, f"nodeSelector {key}={selector[key]} is not allowed (allowed {key}: "
+                    f"{describe(allowed)})", field=("spec", "nodeSelector", key),
+                    actual=selector[key], required=list(allowed),
+                )
+        terms = _required_terms(spec)
+        for t_index, term in enumerate(terms or ()):
+            for e_index, expr in enumerate(_expressions(term)):
+                key = expr.get("key")
+                if key not in self.allowed:
+                    continue
+                allowed = self.allowed[key]
+                op = expr.get("operator")
+                values = [str(v) for v in expr.get("values") or ()]
+                bad = [v for v in values if v not in allowed] if op == "In" else None
+                if op == "In" and not bad:
+                    continue
+                shown = f"{key} In [{', '.join(bad or [])}]" if op == "In" else f"{key} {op} {values or ''}".rstrip()
+                yield violation(
+                    ctx, self.rule, f"required nodeAffinity term {t_index} selects {shown}: only {key} In "
+                    f"[{describe(allowed)}] is allowed",
+                    field=("spec", "affinity", "nodeAffinity", REQUIRED, "nodeSelectorTerms", t_index,
+                           "matchExpressions", e_index),
+                    actual=f"{op} {values}", required=list(allowed),
+                )
+        for key in self.required:
+            if self._pinned(spec, key, terms):
+                continue
+            allowed = self.allowed.get(key)
+            hint = f" to one of: {describe(allowed)}" if allowed else ""
+            yield violation(
+                ctx, "requiredNodeLabels",
+                f"pod does not pin node label {key}{hint}: set nodeSelector {key} or an `{key} In [...]` "
+                "expression in every required nodeAffinity term",
+                field=("spec", "nodeSelector", key), actual=None, required=list(allowed) if allowed else key,
+            )
+        if (self.allowed or self.required) and spec.get("nodeName"):
+            yield violation(
+                ctx, self.rule, f"spec.nodeName {spec['nodeName']} bypasses the scheduler and the tenant's node "
+                "constraints; leave it unset", field=("spec", "nodeName"), actual=spec["nodeName"], required=None,
+            )
+
+    def _pinned(self, spec: Mapping[str, Any], key: str, terms: list[Mapping[str, Any]] | None) -> bool:
+        selector = spec.get("nodeSelector")
+        if isinstance(selector, Mapping) and key in selector:
+            return True
+        if not terms:
+            return False
+        return all(any(e.get("key") == key and e.get("operator") == "In" and e.get("values")
+                       for e in _expressions(term)) for term in terms)
+
+
+def toleration_allowed(toleration: Mapping[str, Any], allowed: Mapping[str, Any]) -> bool:
+    if not glob_match(str(allowed.get("key", "*")), str(toleration.get("key") or "")):
+        return False
+    for field, default in (("operator", "Equal"), ("value", ""), ("effect", "")):
+        if field in allowed and allowed[field] is not None:
+            have = toleration.get(field) or default
+            if str(have) != str(allowed[field]):
+                return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedTolerations:
+    allowed: tuple[Mapping[str, Any], ...]
+    rule: str = "allowedTolerations"
+    kinds: frozenset[str] | None = None
+    subresources: frozenset[str] = MAIN_ONLY
+
+    def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
+        assert ctx.target is not None
+        tolerations = ctx.target.spec.get("tolerations")
+        for index, tol in enumerate(tolerations if isinstance(tolerations, list) else ()):
+            if not isinstance(tol, Mapping):
+                continue
+            if str(tol.get("key") or "").startswith(SYSTEM_TOLERATION_PREFIX):
+                continue
+            if any(toleration_allowed(tol, a) for a in self.allowed):
+                continue
+            shown = ", ".join(f"{k}={tol[k]}" for k in ("key", "operator", "value", "effect") if tol.get(k))
+            yield violation(
+                ctx, self.rule,
+                f"toleration {{{shown or 'tolerate everything'}}} is not allowed for this tenant "
+                f"(allowed: {describe([_show(a) for a in self.allowed])})",
+                field=("spec", "tolerations", index), actual=dict(tol), required=[dict(a) for a in self.allowed],
+            )
+
+
+def _show(allowed: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in allowed.items()) + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedPriorityClasses:
+    names: tuple[str, ...]
+    rule: str = "allowedPriorityClasses"
+    kinds: frozenset[str] | None = None
+    subresources: frozenset[str] = MAIN_ONLY
+
+    def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
+        assert ctx.target is not None
+        name = ctx.target.spec.get("priorityClassName")
+        if name and name not in self.names:
+            yield violation(
+                ctx, self.rule, f"priorityClassName {name} is not allowed (allowed: {describe(self.names)})",
+                field=("spec", "priorityClassName"), actual=name, required=list(self.names),
+            )
+
+
+def normalize_image(image: str) -> str:
+    """Repository with registry, without tag or digest: ``nginx:1`` -> ``docker.io/library/nginx``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    parts = name.split("/")
+    if len(parts) == 1 or not ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        if len(parts) == 1:
+            parts = ["library"] + parts
+        parts = ["docker.io"] + parts
+    return "/".join(parts)
+
+
+def registry_allows(entry: str, repository: str) -> bool:
+    """``registry.example.com/team`` allows ``registry.example.com/team/app`` but not ``.../teamx/app``."""
+    entry = entry.rstrip("/")
+    if any(c in entry for c in "*?["):
+        return glob_match(entry, repository) or glob_match(entry + "/*", repository)
+    return repository == entry or repository.startswith(entry + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedRegistries:
+    registries: tuple[str, ...]
+    rule: str = "allowedRegistries"
+    kinds: frozenset[str] | None = None
+    subresources: frozenset[str] = WITH_EPHEMERAL
+
+    def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
+        assert ctx.target is not None
+        for list_name, index, container in iter_containers(ctx.target.spec, ALL_CONTAINERS):
+            image = container.get("image")
+            name = str(container.get("name", index))
+            if not isinstance(image, str) or not image:
+                continue
+            repository = normalize_image(image)
+            if any(registry_allows(entry, repository) for entry in self.registries):
+                continue
+            yield violation(
+                ctx, self.rule,
+                f'container "{name}" image {image} ({repository}) is not from an allowed registry '
+                f"(allowed: {describe(self.registries)})",
+                container=name, field=("spec", list_name, index, "image"), actual=image,
+                required=list(self.registries),
+            )
+
+
+def _affinity_terms(spec: Mapping[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...], Mapping[str, Any]]]:
+    affinity = spec.get("affinity")
+    if not isinstance(affinity, Mapping):
+        return
+    for kind in ("podAffinity", "podAntiAffinity"):
+        block = affinity.get(kind)
+        if not isinstance(block, Mapping):
+            continue
+        for index, term in enumerate(block.get(REQUIRED) or ()):
+            if isinstance(term, Mapping):
+                yield kind, ("spec", "affinity", kind, REQUIRED, index), term
+        for index, weighted in enumerate(block.get(PREFERRED) or ()):
+            term = weighted.get("podAffinityTerm") if isinstance(weighted, Mapping) else None
+            if isinstance(term, Mapping):
+                yield kind, ("spec", "affinity", kind, PREFERRED, index, "podAffinityTerm"), term
+
+
+@dataclass(frozen=True, slots=True)
+class AffinityNamespaces:
+    """Pod (anti-)affinity terms may only select the tenant's namespaces and its shared ones."""
+
+    shared: tuple[str, ...]
+    rule: str = "affinityNamespaces"
+    kinds: frozenset[str] | None = None
+    subresources: frozenset[str] = MAIN_ONLY
+
+    def _inside(self, ctx: ValidationContext, namespace: str) -> bool:
+        if any(glob_match(p, namespace) for p in self.shared):
+            return True
+        return ctx.tenant is not None and ctx.tenant_of(namespace) == ctx.tenant.name
+
+    def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
+        assert ctx.target is not None
+        if ctx.tenant is None:
+            return
+        tenant = ctx.tenant.name
+        for kind, path, term in _affinity_terms(ctx.target.spec):
+            for ns in term.get("namespaces") or ():
+                if isinstance(ns, str) and not self._inside(ctx, ns):
+                    yield violation(
+                        ctx, self.rule, f"{kind} term selects pods in namespace {ns}, outside tenant {tenant} "
+                        f"(shared namespaces: {describe(self.shared)})",
+                        field=path + ("namespaces",), actual=ns, required=f"namespaces of tenant {tenant}",
+                    )
+            selector = term.get("namespaceSelector")
+            if not isinstance(selector, Mapping):
+                continue
+            parsed = LabelSelector.from_dict(selector)
+            if parsed.is_empty:
+                yield violation(
+                    ctx, self.rule, f"{kind} term has an empty namespaceSelector, which selects every namespace; "
+                    f"tenant {tenant} may only reach its own namespaces",
+                    field=path + ("namespaceSelector",), actual={}, required=f"namespaces of tenant {tenant}",
+                )
+                continue
+            outside = sorted(
+                ns for ns in ctx.state.namespaces()
+                if parsed.matches(ctx.state.namespace_labels(ns) or {}) and not self._inside(ctx, ns)
+            )
+            if outside:
+                yield violation(
+                    ctx, self.rule, f"{kind} term namespaceSelector reaches namespaces outside tenant {tenant}: "
+                    f"{', '.join(outside)}", field=path + ("namespaceSelector",), actual=outside,
+                    required=f"namespaces of tenant {tenant}",
+                )

@@ -1,0 +1,212 @@
+"""Loading policy files: YAML -> validated documents -> one compiled PolicySet.
+
+Every error names the file, the document (1-based, in file order) and the field
+path, and all errors of a load are reported together::
+
+    policies/x.yaml: document 1: spec.defualts: unknown field
+
+Directories are read recursively (``*.yaml``, ``*.yml``, ``*.json``), skipping
+hidden entries, so a mounted ConfigMap's ``..data`` indirection is read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from pydantic import ValidationError
+
+from webhook.core.plan import CompiledPolicy, PolicySet
+from webhook.core.selectors import globs_overlap, glob_match, is_glob
+from webhook.policy import schema
+from webhook.policy.compile import compile_policy
+from webhook.yamlio import InputError, load_documents
+
+POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+_TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
+_MODEL_NAMES = {name for name, obj in vars(schema).items() if isinstance(obj, type)}
+
+
+class PolicyError(Exception):
+    """One or more policy files are invalid; ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDoc:
+    """One raw document and where it came from."""
+
+    raw: Any
+    source: str
+    index: int  # 1-based position in its file
+
+
+def policy_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The policy files under ``paths`` (files as given; directories walked, sorted, hidden entries skipped)."""
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                rel = child.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if child.is_file() and child.suffix in POLICY_SUFFIXES:
+                    out.append(child)
+        elif path.exists():
+            out.append(path)
+        else:
+            raise PolicyError([f"{path}: no such file or directory"])
+    return out
+
+
+def read_documents(paths: Iterable[str | Path]) -> tuple[list[SourceDoc], list[str]]:
+    docs: list[SourceDoc] = []
+    errors: list[str] = []
+    for path in policy_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{path}: cannot read: {exc}")
+            continue
+        try:
+            raw_docs = load_documents(text, str(path), strict=True)
+        except InputError as exc:
+            errors.append(str(exc))
+            continue
+        docs.extend(SourceDoc(raw, str(path), i) for i, raw in enumerate(raw_docs, start=1))
+    return docs, errors
+
+
+def format_loc(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        part = str(part)
+        if part in _MODEL_NAMES or _TYPE_TAG.match(part) or part == "[key]":
+            continue
+        if "." in part or "/" in part:
+            out += f'["{part}"]'
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def format_error(err: Any) -> str:
+    kind = err.get("type")
+    msg = str(err.get("msg", ""))
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return f"must be one of {expected} (got {err.get('input')!r})"
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    if msg.startswith("Assertion failed, "):
+        return msg[len("Assertion failed, "):]
+    return msg[:1].lower() + msg[1:]
+
+
+def validate_document(doc: SourceDoc) -> tuple[schema.PolicyDoc | None, list[str]]:
+    where = f"{doc.source}: document {doc.index}"
+    raw = doc.raw
+    if not isinstance(raw, dict):
+        return None, [f"{where}: expected a mapping (a policy document), got {type(raw).__name__}"]
+    kind = raw.get("kind")
+    model = schema.POLICY_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return None, [f"{where}: kind: must be ClusterPolicy or TenantPolicy (got {kind!r})"]
+    if raw.get("apiVersion") != schema.API_VERSION:
+        return None, [f"{where}: apiVersion: must be {schema.API_VERSION} (got {raw.get('apiVersion')!r})"]
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = format_loc(err.get("loc", ()))
+            lines.append(f"{where}: {loc + ': ' if loc else ''}{format_error(err)}")
+        return None, list(dict.fromkeys(lines))
+
+
+def _namespace_conflicts(tenants: list[tuple[schema.TenantPolicyDoc, SourceDoc]]) -> list[str]:
+    errors: list[str] = []
+    for i, (a, a_src) in enumerate(tenants):
+        for b, b_src in tenants[i + 1:]:
+            for pa in a.spec.namespaces:
+                for pb in b.spec.namespaces:
+                    if is_glob(pa) and is_glob(pb):
+                        clash = globs_overlap(pa, pb)
+                    elif is_glob(pa):
+                        clash = glob_match(pa, pb)
+                    elif is_glob(pb):
+                        clash = glob_match(pb, pa)
+                    else:
+                        clash = pa == pb
+                    if clash:
+                        shown = pb if pa == pb else f"{pb!r} overlaps {pa!r}"
+                        errors.append(
+                            f"{b_src.source}: document {b_src.index}: spec.namespaces: {shown}: namespace already "
+                            f"claimed by TenantPolicy {a.metadata.name} ({a_src.source}: document {a_src.index}); "
+                            "a namespace belongs to one tenant"
+                        )
+    return errors
+
+
+def build_policy_set(docs: Sequence[SourceDoc]) -> PolicySet:
+    """Validate, cross-check and compile documents; raise PolicyError with every problem found."""
+    errors: list[str] = []
+    valid: list[tuple[schema.PolicyDoc, SourceDoc]] = []
+    for doc in docs:
+        parsed, errs = validate_document(doc)
+        errors.extend(errs)
+        if parsed is not None:
+            valid.append((parsed, doc))
+    seen: dict[tuple[str, str], SourceDoc] = {}
+    for parsed, doc in valid:
+        key = (parsed.kind, parsed.metadata.name)
+        if key in seen:
+            first = seen[key]
+            errors.append(f"{doc.source}: document {doc.index}: metadata.name: {parsed.kind} {parsed.metadata.name} "
+                          f"is already defined in {first.source}: document {first.index}")
+        else:
+            seen[key] = doc
+    tenants = [(p, d) for p, d in valid if isinstance(p, schema.TenantPolicyDoc)]
+    errors.extend(_namespace_conflicts(tenants))
+    if errors:
+        raise PolicyError(errors)
+    compiled: list[CompiledPolicy] = [compile_policy(p, d.source) for p, d in valid]
+    digest = hashlib.sha256()
+    for parsed, _ in valid:
+        digest.update(json.dumps(parsed.model_dump(mode="json"), sort_keys=True).encode())
+    return PolicySet(
+        cluster=tuple(c for c in compiled if not c.is_tenant),
+        tenants=tuple(c for c in compiled if c.is_tenant),
+        generation=digest.hexdigest()[:16],
+    )
+
+
+def load_policies(paths: Iterable[str | Path]) -> PolicySet:
+    """Load every policy under ``paths``; raise PolicyError listing every problem (file, document, field)."""
+    paths = list(paths)
+    docs, errors = read_documents(paths)
+    if errors:
+        # report reading errors together with validation errors of the readable files
+        try:
+            build_policy_set(docs)
+        except PolicyError as exc:
+            errors.extend(exc.errors)
+        raise PolicyError(errors)
+    if not docs:
+        raise PolicyError([f"{', '.join(str(p) for p in paths)}: no policy documents found"])
+    return build_policy_set(docs)
