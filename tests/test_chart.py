@@ -575,6 +575,17 @@ def test_our_pods_pass_our_own_restricted_policy(values, tmp_path):
     assert len(report["results"]) == len(workloads)
     assert report["summary"]["denied"] == 0
 
+    # Control: the same Deployment without its hardening is denied, so the check above has teeth.
+    weak = json.loads(json.dumps(next(d for d in workloads if d["kind"] == "Deployment")))
+    pod = weak["spec"]["template"]["spec"]
+    pod.pop("securityContext")
+    for c in pod["containers"]:
+        c["securityContext"] = {"allowPrivilegeEscalation": True, "capabilities": {"add": ["NET_ADMIN"]}}
+    manifests.write_text(yaml.safe_dump(weak))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert json.loads(out.stdout)["summary"]["denied"] == 1
+
 
 # --------------------------------------------------------------------------- policies
 

@@ -160,7 +160,9 @@ def _case(raw: Any, index: int, base: Path, where: str, default_ns: str, today: 
 
 
 def load_suite(path: str | Path, *, today: date | None = None) -> Suite:
+    """Load a suite; ``today`` (default: the real date) decides which exemptions have expired."""
     path = Path(path)
+    today = today or date.today()
     where = str(path)
     try:
         docs = load_documents(path.read_text(encoding="utf-8"), where)

@@ -130,7 +130,7 @@ def _same_finding(a: Violation, b: Violation) -> bool:
 def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> None:
     if policy.enforcement is Enforcement.ENFORCE:
         # a tenant rule tightening a cluster rule finds the cluster's findings again: say each once
-        if not any(_same_finding(found, v) for v in decision.violations):
+        if not (policy.is_tenant and any(_same_finding(found, v) for v in decision.violations)):
             decision.violations.append(found)
     elif policy.enforcement is Enforcement.WARN:
         decision.warnings.append(found.summary())

@@ -450,12 +450,14 @@ def format_resource(resource: str, value: Decimal) -> str:
 
     cpu: DecimalSI (``2500m``, ``3``). Byte-like resources (memory,
     ephemeral-storage, storage, hugepages-*, also as ``requests.``/``limits.``
-    quota keys): BinarySI when that gives a binary suffix (``1536Mi``), else
-    DecimalSI (``1G``, ``500m``). Counts (pods, extended resources): DecimalSI.
+    quota keys): BinarySI when that prints with a binary suffix and no longer
+    than DecimalSI (``1536Mi``), else DecimalSI (``1G``, ``500m``). Counts
+    (pods, extended resources): DecimalSI.
     """
     value = _require_finite(value)
+    decimal = format_quantity(value, DECIMAL_SI)
     if _resource_kind(resource) == "bytes" and abs(value.adjusted()) <= 40:
         binary = format_quantity(value, BINARY_SI)
-        if binary[-2:] in _SUFFIXES and binary[-1] == "i":
+        if binary.endswith(tuple(_BINARY_SUFFIX_FOR_EXP.values())) and len(binary) <= len(decimal):
             return binary
-    return format_quantity(value, DECIMAL_SI)
+    return decimal

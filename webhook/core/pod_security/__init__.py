@@ -58,7 +58,8 @@ def evaluate(level: str, version: str, metadata: Mapping[str, Any] | None,
     for check_id, check_pod in checks:
         found = check_pod(meta, pod_spec)
         if found is not None:
-            failures.append(CheckFailure(check_id, found.reason, found.detail, found.containers, found.fields))
+            failures.append(CheckFailure(check_id, found.reason, found.detail, found.containers, found.fields,
+                                         found.pod_level))
     return failures
 
 

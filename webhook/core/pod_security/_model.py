@@ -12,8 +12,11 @@ class CheckFailure:
 
     ``containers`` (names, in upstream's visiting order) and ``fields`` (paths
     relative to the pod, e.g. ``spec.containers[0].securityContext.privileged``
-    or ``metadata.annotations[key]``) say where the fault is; they are extra
-    information and do not take part in equality.
+    or ``metadata.annotations[key]``) say where the fault is; ``pod_level`` is
+    true when something outside the containers (a pod field, an annotation, a
+    volume) is at fault too. They are extra information and do not take part in
+    equality. For "pod or container X must set ..." failures ``fields`` lists
+    both places the value may be set.
     """
 
     check: str
@@ -21,6 +24,7 @@ class CheckFailure:
     detail: str
     containers: tuple[str, ...] = field(default=(), compare=False, repr=False)
     fields: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    pod_level: bool = field(default=False, compare=False, repr=False)
 
     @property
     def message(self) -> str:
@@ -36,6 +40,7 @@ class Finding:
     detail: str
     containers: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
+    pod_level: bool = False
 
 
 CheckFn = Callable[[Mapping[str, Any], Mapping[str, Any]], "Finding | None"]

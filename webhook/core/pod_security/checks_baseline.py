@@ -56,7 +56,7 @@ def windows_host_process_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     return Finding(
         "hostProcess",
         f"{' and '.join(setters)} must not set securityContext.windowsOptions.hostProcess=true",
-        tuple(bad), tuple(fields),
+        tuple(bad), tuple(fields), pod_bad,
     )
 
 
@@ -66,7 +66,7 @@ def host_namespaces_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     used = sorted(name for name in ("hostNetwork", "hostPID", "hostIPC") if is_true(spec.get(name)))
     if not used:
         return None
-    return Finding("host namespaces", ", ".join(used), (), tuple(f"spec.{name}" for name in used))
+    return Finding("host namespaces", ", ".join(used), (), tuple(f"spec.{name}" for name in used), True)
 
 
 # --- privileged ---------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def host_path_volumes_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     if not names:
         return None
     return Finding("hostPath volumes", f"{pluralize('volume', 'volumes', len(names))} {join_quote(names)}",
-                   (), tuple(fields))
+                   (), tuple(fields), True)
 
 
 # --- hostPorts --------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def app_armor_profile_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     return Finding(
         pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", len(values)),
         f"{' and '.join(setters)} must not set AppArmor profile type to {join_quote(values)}",
-        tuple(bad_containers), tuple(fields),
+        tuple(bad_containers), tuple(fields), setters[0] == "pod" or bool(annotations),
     )
 
 
@@ -320,7 +320,7 @@ def _se_linux_options(spec: Spec, allowed_types: frozenset[str]) -> Finding | No
     return Finding(
         "seLinuxOptions",
         f"{' and '.join(setters)} set forbidden securityContext.seLinuxOptions: {'; '.join(data)}",
-        tuple(bad), tuple(fields),
+        tuple(bad), tuple(fields), pod_bad,
     )
 
 
@@ -403,7 +403,7 @@ def seccomp_profile_baseline_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     return Finding(
         "seccompProfile",
         f"forbidden {pluralize('annotation', 'annotations', len(forbidden))} {', '.join(sorted(forbidden))}",
-        tuple(bad), tuple(fields),
+        tuple(bad), tuple(fields), len(forbidden) > len(bad),
     )
 
 
@@ -434,7 +434,7 @@ def seccomp_profile_baseline_1_19(metadata: Meta, spec: Spec) -> Finding | None:
     return Finding(
         "seccompProfile",
         f"{' and '.join(setters)} must not set securityContext.seccompProfile.type to {join_quote(sorted(values))}",
-        tuple(bad), tuple(fields),
+        tuple(bad), tuple(fields), setters[0] == "pod",
     )
 
 
@@ -468,7 +468,7 @@ def _sysctls(spec: Spec, allowed: frozenset[str]) -> Finding | None:
             fields.append(f"spec.securityContext.sysctls[{index}].name")
     if not forbidden:
         return None
-    return Finding("forbidden sysctls", ", ".join(forbidden), (), tuple(fields))
+    return Finding("forbidden sysctls", ", ".join(forbidden), (), tuple(fields), True)
 
 
 def sysctls_1_0(metadata: Meta, spec: Spec) -> Finding | None:

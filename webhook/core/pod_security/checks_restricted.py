@@ -81,7 +81,7 @@ def restricted_volumes_1_0(metadata: Meta, spec: Spec) -> Finding | None:
         "restricted volume types",
         f"{pluralize('volume', 'volumes', count)} {join_quote(bad)} {pluralize('uses', 'use', count)} "
         f"{pluralize('restricted volume type', 'restricted volume types', len(types))} {join_quote(sorted(types))}",
-        (), tuple(fields),
+        (), tuple(fields), True,
     )
 
 
@@ -140,7 +140,7 @@ def run_as_non_root_1_0(metadata: Meta, spec: Spec) -> Finding | None:
         return Finding(
             "runAsNonRoot != true",
             f"{' and '.join(setters)} must not set securityContext.runAsNonRoot=false",
-            tuple(explicit), tuple(fields),
+            tuple(explicit), tuple(fields), pod_bad,
         )
     if implicit:
         return Finding(
@@ -176,7 +176,8 @@ def run_as_user_1_23(metadata: Meta, spec: Spec) -> Finding | None:
     setters = setters_with_containers(pod_bad, bad)
     if not setters:
         return None
-    return Finding("runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0", tuple(bad), tuple(fields))
+    return Finding("runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0", tuple(bad), tuple(fields),
+                   pod_bad)
 
 
 def run_as_user_1_35(metadata: Meta, spec: Spec) -> Finding | None:
@@ -220,7 +221,7 @@ def seccomp_profile_restricted_1_19(metadata: Meta, spec: Spec) -> Finding | Non
         return Finding(
             "seccompProfile",
             f"{' and '.join(setters)} must not set securityContext.seccompProfile.type to {join_quote(sorted(values))}",
-            tuple(explicit), tuple(fields),
+            tuple(explicit), tuple(fields), setters[0] == "pod",
         )
     if implicit:
         return Finding(

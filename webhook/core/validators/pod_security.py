@@ -32,8 +32,6 @@ from webhook.core.workloads import field_path
 
 IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log", "portforward", "proxy", "status"})
 
-_CONTAINER_LISTS = ("spec.containers[", "spec.initContainers[", "spec.ephemeralContainers[")
-
 
 def _list(spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     value = spec.get(key)
@@ -133,8 +131,7 @@ class PodSecurityValidator:
 
     def _violation(self, ctx: ValidationContext, failure: CheckFailure) -> Violation:
         prefix = ctx.target.prefix if ctx.target is not None else ()
-        pod_level = any(not f.startswith(_CONTAINER_LISTS) for f in failure.fields)
-        container = failure.containers[0] if len(failure.containers) == 1 and not pod_level else None
+        container = failure.containers[0] if len(failure.containers) == 1 and not failure.pod_level else None
         where = None
         if len(failure.fields) == 1:
             where = failure.fields[0]
