@@ -11,7 +11,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/tenantguard
 WORKDIR /src
 # Metadata first so the dependency layer is cached across source changes.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README* ./
 COPY webhook ./webhook
 # Every dependency ships manylinux wheels for x86_64 and arm64: no compiler needed.
 # pip byte-compiles while installing, so the read-only root filesystem never

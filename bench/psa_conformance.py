@@ -26,11 +26,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from webhook.core.pod_security import CHECKS, evaluate
-from webhook.core.pod_security.registry import effective_minor, plan
 from webhook.core.pod_security._api import parse_version
+from webhook.core.pod_security.registry import effective_minor, plan
 
 _BY_LOWER = {c.id.lower(): c.id for c in CHECKS}
 _BASE = re.compile(r"base(_linux|_windows)?")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             problems.append(f"{rel}: forbidden, but not by {check}: " + "; ".join(f"{f.check}: {f.message}" for f in failures))
 
-    total = defaultdict(int)
+    total: dict[str, int] = defaultdict(int)
     print(f"{'level':<11} {'version':<8} {'pass':>9} {'fail':>9} {'named':>9}")
     for (level, minor), row in sorted(stats.items()):
         print(f"{level:<11} v1.{minor:<6} {row['pass_ok']:>4}/{row['pass']:<4} {row['fail_ok']:>4}/{row['fail']:<4} "

@@ -123,7 +123,7 @@ def test_ecdsa_p256_is_the_default(tmp_path):
 
 
 def test_validity_defaults_and_the_leaf_never_outlives_the_ca(tmp_path):
-    now = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     b = ensure_certificates(CertOptions(service=SERVICE, namespace=NAMESPACE), tmp_path, now=now)
     assert b.not_after == now + dt.timedelta(days=365)
     assert b.ca_not_after == now + dt.timedelta(days=3650)
@@ -168,10 +168,14 @@ def test_rotate_ca_replaces_the_ca(tmp_path):
 
 
 def test_renewal_refuses_an_expired_ca(tmp_path):
-    now = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
-    ensure_certificates(CertOptions(service=SERVICE, namespace=NAMESPACE, days=1, ca_days=2), tmp_path, now=now)
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    ensure_certificates(
+        CertOptions(service=SERVICE, namespace=NAMESPACE, days=1, ca_days=2), tmp_path, now=now
+    )
     with pytest.raises(CertError, match="--rotate-ca"):
-        ensure_certificates(CertOptions(service=SERVICE, namespace=NAMESPACE), tmp_path, now=now + dt.timedelta(days=3))
+        ensure_certificates(
+            CertOptions(service=SERVICE, namespace=NAMESPACE), tmp_path, now=now + dt.timedelta(days=3)
+        )
 
 
 def test_renewal_refuses_a_foreign_key(tmp_path):
@@ -193,20 +197,43 @@ def test_openssl_verify_accepts_the_chain_for_the_service_name(bundle):
         pytest.skip("openssl not installed")
     for host in (HOSTS[2], HOSTS[3]):
         out = subprocess.run(
-            [openssl, "verify", "-CAfile", str(bundle.ca_path), "-purpose", "sslserver",
-             "-verify_hostname", host, "-x509_strict", str(bundle.cert_path)],
-            capture_output=True, text=True, check=False,
+            [
+                openssl,
+                "verify",
+                "-CAfile",
+                str(bundle.ca_path),
+                "-purpose",
+                "sslserver",
+                "-verify_hostname",
+                host,
+                "-x509_strict",
+                str(bundle.cert_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert out.returncode == 0 and out.stdout.strip().endswith(": OK"), out.stdout + out.stderr
     wrong = subprocess.run(
-        [openssl, "verify", "-CAfile", str(bundle.ca_path), "-verify_hostname", "evil.example.com",
-         str(bundle.cert_path)],
-        capture_output=True, text=True, check=False,
+        [
+            openssl,
+            "verify",
+            "-CAfile",
+            str(bundle.ca_path),
+            "-verify_hostname",
+            "evil.example.com",
+            str(bundle.cert_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert wrong.returncode != 0
     text = subprocess.run(
         [openssl, "x509", "-in", str(bundle.cert_path), "-noout", "-ext", "subjectAltName"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     for host in HOSTS:
         assert f"DNS:{host}" in text
@@ -243,10 +270,12 @@ class TLSServer:
 
 
 def handshake(port: int, ctx: ssl.SSLContext, server_hostname: str) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
-            tls.sendall(b"ping")
-            return tls.recv(64)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_hostname) as tls,
+    ):
+        tls.sendall(b"ping")
+        return tls.recv(64)
 
 
 def test_tls_client_trusting_only_the_ca_reaches_the_service_name(bundle, tmp_path):
@@ -290,7 +319,10 @@ def test_cli_writes_files_and_renews(tmp_path, capsys):
     assert "CA (new)" in first
     ca = (out / "ca.crt").read_bytes()
     assert f"caBundle: {base64.b64encode(ca).decode()}" in first
-    assert cli(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out", str(out), "--key-type", "rsa"]) == 0
+    assert (
+        cli(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out", str(out), "--key-type", "rsa"])
+        == 0
+    )
     assert "CA (kept)" in capsys.readouterr().out
     assert (out / "ca.crt").read_bytes() == ca
     assert isinstance(load(out / "tls.crt").public_key(), rsa.RSAPublicKey)
@@ -298,7 +330,9 @@ def test_cli_writes_files_and_renews(tmp_path, capsys):
 
 def test_cli_secret_output(tmp_path, capsys):
     out = tmp_path / "certs"
-    rc = cli(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out", str(out), "--output", "secret"])
+    rc = cli(
+        ["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out", str(out), "--output", "secret"]
+    )
     assert rc == 0
     stdout = capsys.readouterr().out
     header = stdout.splitlines()[0]
@@ -389,9 +423,22 @@ def test_serve_is_reachable_by_the_service_name_with_only_the_ca(tmp_path):
     )
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "webhook", "serve", "--policies", str(policies), "--cert", str(b.cert_path),
-         "--key", str(b.key_path), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "serve",
+            "--policies",
+            str(policies),
+            "--cert",
+            str(b.cert_path),
+            "--key",
+            str(b.key_path),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     client = ssl.create_default_context(cafile=str(b.ca_path))
     try:
@@ -400,11 +447,14 @@ def test_serve_is_reachable_by_the_service_name_with_only_the_ca(tmp_path):
             if proc.poll() is not None:
                 pytest.fail(f"serve exited {proc.returncode}: {proc.stdout.read().decode(errors='replace')}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
-                    with client.wrap_socket(raw, server_hostname="tenantguard.policy-system.svc") as tls:
-                        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: tenantguard.policy-system.svc\r\n"
-                                    b"Connection: close\r\n\r\n")
-                        status_line = tls.recv(256).split(b"\r\n", 1)[0]
+                with (
+                    socket.create_connection(("127.0.0.1", port), timeout=2) as raw,
+                    client.wrap_socket(raw, server_hostname="tenantguard.policy-system.svc") as tls,
+                ):
+                    tls.sendall(
+                        b"GET /healthz HTTP/1.1\r\nHost: tenantguard.policy-system.svc\r\nConnection: close\r\n\r\n"
+                    )
+                    status_line = tls.recv(256).split(b"\r\n", 1)[0]
                 break
             except ssl.SSLCertVerificationError:
                 raise

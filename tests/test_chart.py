@@ -49,7 +49,7 @@ def run_helm(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(helm_path()), *args], capture_output=True, text=True, check=False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render(args: tuple[str, ...], namespace: str) -> tuple[dict, ...]:
     out = run_helm(
         "template", RELEASE, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION, *args
@@ -113,7 +113,11 @@ class KubernetesSchemas:
         self._jsonschema = jsonschema
         self._Resource = Resource
         self.version = version
-        self.base = importlib_resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{version}-local-strict"
+        self.base = (
+            importlib_resources.files("kubernetes_validate")
+            / "kubernetes-json-schema"
+            / f"v{version}-local-strict"
+        )
         definitions = json.loads((self.base / "_definitions.json").read_text())
         self.registry = Resource.from_contents(definitions) @ Registry()
         self._cache: dict[tuple[str, str], object] = {}
@@ -144,43 +148,101 @@ class KubernetesSchemas:
 
 # cert-manager's CRDs are not part of the Kubernetes schema: the fields the chart
 # uses, checked strictly against cert-manager.io/v1 (names and types from its API).
-_REF = {"type": "object", "additionalProperties": False, "required": ["name"],
-        "properties": {"name": {"type": "string"}, "kind": {"enum": ["Issuer", "ClusterIssuer"]},
-                       "group": {"type": "string"}}}
+_REF = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string"},
+        "kind": {"enum": ["Issuer", "ClusterIssuer"]},
+        "group": {"type": "string"},
+    },
+}
 _META = {"type": "object", "required": ["name", "namespace"]}
 CERT_MANAGER_SCHEMAS = {
     "Issuer": {
-        "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
         "properties": {
-            "apiVersion": {"const": "cert-manager.io/v1"}, "kind": {"const": "Issuer"}, "metadata": _META,
-            "spec": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
-                     "properties": {"selfSigned": {"type": "object"},
-                                    "ca": {"type": "object", "additionalProperties": False,
-                                           "required": ["secretName"],
-                                           "properties": {"secretName": {"type": "string"}}}}},
+            "apiVersion": {"const": "cert-manager.io/v1"},
+            "kind": {"const": "Issuer"},
+            "metadata": _META,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "maxProperties": 1,
+                "properties": {
+                    "selfSigned": {"type": "object"},
+                    "ca": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["secretName"],
+                        "properties": {"secretName": {"type": "string"}},
+                    },
+                },
+            },
         },
     },
     "Certificate": {
-        "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
         "properties": {
-            "apiVersion": {"const": "cert-manager.io/v1"}, "kind": {"const": "Certificate"}, "metadata": _META,
+            "apiVersion": {"const": "cert-manager.io/v1"},
+            "kind": {"const": "Certificate"},
+            "metadata": _META,
             "spec": {
-                "type": "object", "additionalProperties": False, "required": ["secretName", "issuerRef"],
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["secretName", "issuerRef"],
                 "properties": {
-                    "secretName": {"type": "string"}, "isCA": {"type": "boolean"},
+                    "secretName": {"type": "string"},
+                    "isCA": {"type": "boolean"},
                     "commonName": {"type": "string", "maxLength": 64},
                     "dnsNames": {"type": "array", "items": {"type": "string"}},
                     "duration": {"type": "string", "pattern": "^([0-9.]+(h|m|s))+$"},
                     "renewBefore": {"type": "string", "pattern": "^([0-9.]+(h|m|s))+$"},
-                    "usages": {"type": "array", "items": {"enum": [
-                        "signing", "digital signature", "content commitment", "key encipherment",
-                        "key agreement", "data encipherment", "cert sign", "crl sign", "encipher only",
-                        "decipher only", "any", "server auth", "client auth", "code signing",
-                        "email protection", "s/mime", "ipsec end system", "ipsec tunnel", "ipsec user",
-                        "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"]}},
-                    "privateKey": {"type": "object", "additionalProperties": False, "properties": {
-                        "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]}, "size": {"type": "integer"},
-                        "rotationPolicy": {"enum": ["Never", "Always"]}}},
+                    "usages": {
+                        "type": "array",
+                        "items": {
+                            "enum": [
+                                "signing",
+                                "digital signature",
+                                "content commitment",
+                                "key encipherment",
+                                "key agreement",
+                                "data encipherment",
+                                "cert sign",
+                                "crl sign",
+                                "encipher only",
+                                "decipher only",
+                                "any",
+                                "server auth",
+                                "client auth",
+                                "code signing",
+                                "email protection",
+                                "s/mime",
+                                "ipsec end system",
+                                "ipsec tunnel",
+                                "ipsec user",
+                                "timestamping",
+                                "ocsp signing",
+                                "microsoft sgc",
+                                "netscape sgc",
+                            ]
+                        },
+                    },
+                    "privateKey": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                            "size": {"type": "integer"},
+                            "rotationPolicy": {"enum": ["Never", "Always"]},
+                        },
+                    },
                     "issuerRef": _REF,
                 },
             },
@@ -236,12 +298,20 @@ def assert_never_intercepts(docs: list[dict], namespaces: set[str]) -> None:
     hooks = webhooks(docs)
     assert hooks, "no webhooks rendered"
     # Whatever labels an admin or a tenant puts on these namespaces, no webhook matches them.
-    label_sets = [{}, {"tenantguard.io/managed": "true"}, {"tenantguard.io/managed": "false"},
-                  {"customer": "a"}, {"kubernetes.io/metadata.name": "default"}]
+    label_sets = [
+        {},
+        {"tenantguard.io/managed": "true"},
+        {"tenantguard.io/managed": "false"},
+        {"customer": "a"},
+        {"kubernetes.io/metadata.name": "default"},
+    ]
     for hook in hooks:
         sel = hook["namespaceSelector"]
-        pinned = [e for e in sel.get("matchExpressions", [])
-                  if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"]
+        pinned = [
+            e
+            for e in sel.get("matchExpressions", [])
+            if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"
+        ]
         assert pinned, f"{hook['name']}: no kubernetes.io/metadata.name NotIn expression"
         assert namespaces <= set(pinned[0]["values"]), (hook["name"], pinned[0]["values"])
         for ns in namespaces:
@@ -254,14 +324,28 @@ def assert_never_intercepts(docs: list[dict], namespaces: set[str]) -> None:
 
 def test_ci_values_files_exist():
     names = {p.name for p in CI_VALUES}
-    assert {"default-values.yaml", "certmanager-values.yaml", "existing-secret-values.yaml", "ha-values.yaml",
-            "custom-policies-values.yaml"} <= names
+    assert {
+        "default-values.yaml",
+        "certmanager-values.yaml",
+        "existing-secret-values.yaml",
+        "ha-values.yaml",
+        "custom-policies-values.yaml",
+    } <= names
 
 
 @values_files
 def test_helm_lint_strict(values):
-    out = run_helm("lint", "--strict", str(CHART), "-f", str(values), "--namespace", NAMESPACE,
-                   "--kube-version", KUBE_VERSION)
+    out = run_helm(
+        "lint",
+        "--strict",
+        str(CHART),
+        "-f",
+        str(values),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout, out.stdout
 
@@ -277,14 +361,23 @@ def test_every_rendered_object_is_valid_kubernetes_1_35(values, schemas):
             problems[f"{obj['kind']}/{obj['metadata'].get('name')}"] = errors
     assert not problems, json.dumps(problems, indent=2)
     for obj in docs:
-        namespaced = obj["kind"] not in {"ClusterRole", "ClusterRoleBinding", *WEBHOOK_KINDS,
-                                         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+        namespaced = obj["kind"] not in {
+            "ClusterRole",
+            "ClusterRoleBinding",
+            *WEBHOOK_KINDS,
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        }
         assert (obj["metadata"].get("namespace") == NAMESPACE) == namespaced, obj["metadata"]
 
 
 def test_validator_is_built_once_and_catches_mistakes(schemas):
-    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-           "spec": {"replicas": "two", "selector": {}, "template": {}, "bogus": True}}
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"replicas": "two", "selector": {}, "template": {}, "bogus": True},
+    }
     errors = schemas.errors(bad)
     assert any("replicas" in e for e in errors) and any("bogus" in e for e in errors), errors
     assert schemas.validator("apps/v1", "Deployment") is schemas.validator("apps/v1", "Deployment")
@@ -321,12 +414,17 @@ def test_the_release_namespace_follows_the_release():
     [
         ["--set", "webhooks.namespaceSelector.excludeNamespaces=null"],
         ["--set-json", "webhooks.namespaceSelector.excludeNamespaces=[]"],
-        ["--set-json", 'webhooks.namespaceSelector.matchExpressions=[{"key":"kubernetes.io/metadata.name",'
-                       '"operator":"In","values":["kube-system","tenantguard"]}]'],
+        [
+            "--set-json",
+            (
+                'webhooks.namespaceSelector.matchExpressions=[{"key":"kubernetes.io/metadata.name",'
+                '"operator":"In","values":["kube-system","tenantguard"]}]'
+            ),
+        ],
         ["--set-json", 'webhooks.namespaceSelector={"matchLabels":{}}'],
-        ["--set-json", 'webhooks.namespaceSelector=null'],
-        ["--set-json", 'webhooks.validate.namespaceSelector={}'],
-        ["--set-json", 'webhooks.mutate.namespaceSelector={}'],
+        ["--set-json", "webhooks.namespaceSelector=null"],
+        ["--set-json", "webhooks.validate.namespaceSelector={}"],
+        ["--set-json", "webhooks.mutate.namespaceSelector={}"],
         ["--set", "webhooks.namespaceSelector.excludeNamespaces[0]=default"],
     ],
     ids=lambda a: " ".join(a),
@@ -366,7 +464,8 @@ def test_webhook_settings_and_safe_failure_policies():
         assert (svc["name"], svc["namespace"], svc["port"]) == (FULLNAME, NAMESPACE, 443)
         assert base64.b64decode(hook["clientConfig"]["caBundle"]).startswith(b"-----BEGIN CERTIFICATE-----")
         assert {"key": "tenantguard.io/ignore", "operator": "NotIn", "values": ["true"]} in (
-            hook["objectSelector"]["matchExpressions"])
+            hook["objectSelector"]["matchExpressions"]
+        )
     (mutate,), (validate,) = mutating, validating
     assert mutate["clientConfig"]["service"]["path"] == "/mutate"
     assert validate["clientConfig"]["service"]["path"] == "/validate"
@@ -390,10 +489,21 @@ def test_webhook_rules_cover_pods_and_every_pod_controller():
     docs = render()
     validate = _rule_table(one(docs, "ValidatingWebhookConfiguration")["webhooks"][0])
     mutate = _rule_table(one(docs, "MutatingWebhookConfiguration")["webhooks"][0])
-    controllers = {("", "replicationcontrollers"), ("apps", "deployments"), ("apps", "statefulsets"),
-                   ("apps", "daemonsets"), ("apps", "replicasets"), ("batch", "jobs"), ("batch", "cronjobs")}
-    expected_validate = {("", "pods"), ("", "pods/ephemeralcontainers"), ("networking.k8s.io", "networkpolicies"),
-                         *controllers}
+    controllers = {
+        ("", "replicationcontrollers"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("apps", "replicasets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    }
+    expected_validate = {
+        ("", "pods"),
+        ("", "pods/ephemeralcontainers"),
+        ("networking.k8s.io", "networkpolicies"),
+        *controllers,
+    }
     assert set(validate) == expected_validate
     assert all(ops == {"CREATE", "UPDATE"} for ops in validate.values())
     # Mutation: no network policies, no subresources; CREATE only where the pod spec is immutable.
@@ -407,14 +517,22 @@ def test_metadata_only_pod_updates_skip_validation_by_default():
     (cond,) = validate["matchConditions"]
     assert "object.spec != oldObject.spec" in cond["expression"]
     assert "request.subResource != ''" in cond["expression"]  # ephemeral containers always judged
-    off = one(render("--set", "webhooks.validate.skipMetadataOnlyPodUpdates=false"),
-              "ValidatingWebhookConfiguration")["webhooks"][0]
+    off = one(
+        render("--set", "webhooks.validate.skipMetadataOnlyPodUpdates=false"),
+        "ValidatingWebhookConfiguration",
+    )["webhooks"][0]
     assert "matchConditions" not in off
 
 
 def test_failure_policies_are_values():
-    docs = render("--set", "webhooks.mutate.failurePolicy=Fail", "--set", "webhooks.validate.failurePolicy=Ignore",
-                  "--set", "webhooks.timeoutSeconds=3")
+    docs = render(
+        "--set",
+        "webhooks.mutate.failurePolicy=Fail",
+        "--set",
+        "webhooks.validate.failurePolicy=Ignore",
+        "--set",
+        "webhooks.timeoutSeconds=3",
+    )
     assert one(docs, "MutatingWebhookConfiguration")["webhooks"][0]["failurePolicy"] == "Fail"
     assert one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]["failurePolicy"] == "Ignore"
     assert {h["timeoutSeconds"] for h in webhooks(docs)} == {3}
@@ -431,11 +549,22 @@ def test_opt_out_label_is_protected_by_a_validating_admission_policy():
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
     assert policy["spec"]["failurePolicy"] == "Fail"
-    guarded = {(g, r) for rule in policy["spec"]["matchConstraints"]["resourceRules"]
-               for g in rule["apiGroups"] for r in rule["resources"]}
-    assert guarded == {("", "pods"), ("", "replicationcontrollers"), ("apps", "deployments"),
-                       ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "replicasets"),
-                       ("batch", "jobs"), ("batch", "cronjobs")}
+    guarded = {
+        (g, r)
+        for rule in policy["spec"]["matchConstraints"]["resourceRules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert guarded == {
+        ("", "pods"),
+        ("", "replicationcontrollers"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("apps", "replicasets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    }
     text = json.dumps(policy["spec"])
     assert "tenantguard.io/ignore" in text and "system:masters" in text
     assert "system:serviceaccount:kube-system:replicaset-controller" in text
@@ -445,7 +574,9 @@ def test_opt_out_label_is_protected_by_a_validating_admission_policy():
     assert any("spec.template.metadata.labels" in e for e in exprs)
     assert any("spec.jobTemplate.spec.template.metadata.labels" in e for e in exprs)
     # Admin lists replace the defaults; the controllers stay.
-    custom = one(render(*values_args(CHART / "ci" / "custom-policies-values.yaml")), "ValidatingAdmissionPolicy")
+    custom = one(
+        render(*values_args(CHART / "ci" / "custom-policies-values.yaml")), "ValidatingAdmissionPolicy"
+    )
     text = json.dumps(custom["spec"])
     assert "platform-admins" in text and "alice@example.com" in text and "system:masters" not in text
     assert "system:serviceaccount:kube-system:replicaset-controller" in text
@@ -465,19 +596,41 @@ def test_no_opt_out_means_no_label_and_no_policy():
 def test_cluster_role_is_exactly_the_cluster_view(values):
     docs = render(*values_args(values))
     role = one(docs, "ClusterRole")
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-               for v in rule["verbs"]}
-    expected = {(g, r, v) for g, r in [("", "pods"), ("", "namespaces"), ("", "resourcequotas"),
-                                       ("networking.k8s.io", "networkpolicies")]
-                for v in ("get", "list", "watch")}
+    granted = {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    expected = {
+        (g, r, v)
+        for g, r in [
+            ("", "pods"),
+            ("", "namespaces"),
+            ("", "resourcequotas"),
+            ("networking.k8s.io", "networkpolicies"),
+        ]
+        for v in ("get", "list", "watch")
+    }
     assert granted == expected
-    assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])  # no names, no URLs
+    assert all(
+        set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"]
+    )  # no names, no URLs
     binding = one(docs, "ClusterRoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
     deployment = one(docs, "Deployment")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": NAMESPACE,
-                                    "name": deployment["spec"]["template"]["spec"]["serviceAccountName"]}]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "namespace": NAMESPACE,
+            "name": deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        }
+    ]
     assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
 
 
@@ -486,7 +639,7 @@ def test_cluster_role_is_exactly_the_cluster_view(values):
 
 def dockerfile_cmd() -> list[str]:
     text = (ROOT / "Dockerfile").read_text()
-    (cmd,) = re.findall(r"^CMD (\[.*\])\s*$", text, re.M)
+    (cmd,) = re.findall(r"^CMD (\[.*\])\s*$", text, re.MULTILINE)
     return json.loads(cmd)
 
 
@@ -499,11 +652,15 @@ def test_deployment_matches_the_image_and_is_hardened():
     # The chart passes the image's CMD explicitly, word for word.
     assert c["args"] == dockerfile_cmd()
     assert "command" not in c  # ENTRYPOINT ["tenantguard"] stays
-    assert re.search(r'^ENTRYPOINT \["tenantguard"\]$', (ROOT / "Dockerfile").read_text(), re.M)
-    user = re.search(r"^USER (\d+):(\d+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert re.search(r'^ENTRYPOINT \["tenantguard"\]$', (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    user = re.search(r"^USER (\d+):(\d+)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
     assert user and int(user.group(1)) == pod["securityContext"]["runAsUser"] != 0
     assert c["ports"] == [{"name": "https", "containerPort": 8443, "protocol": "TCP"}]
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
+    for probe, path in (
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+        ("startupProbe", "/healthz"),
+    ):
         assert c[probe]["httpGet"] == {"path": path, "port": "https", "scheme": "HTTPS"}, probe
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
@@ -561,15 +718,33 @@ def test_our_pods_pass_our_own_restricted_policy(values, tmp_path):
     manifests = tmp_path / "rendered.yaml"
     manifests.write_text(yaml.safe_dump_all(workloads, sort_keys=False))
     policy = tmp_path / "restricted.yaml"
-    policy.write_text(yaml.safe_dump({
-        "apiVersion": "tenantguard.io/v1alpha1", "kind": "ClusterPolicy", "metadata": {"name": "restricted"},
-        "spec": {"enforcement": "Enforce", "rules": {"podSecurity": "restricted"}},
-    }))
-    cmd = [sys.executable, "-m", "webhook", "dry-run", "--policies", str(policy), "--output", "json", str(manifests)]
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "tenantguard.io/v1alpha1",
+                "kind": "ClusterPolicy",
+                "metadata": {"name": "restricted"},
+                "spec": {"enforcement": "Enforce", "rules": {"podSecurity": "restricted"}},
+            }
+        )
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "webhook",
+        "dry-run",
+        "--policies",
+        str(policy),
+        "--output",
+        "json",
+        str(manifests),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
     assert out.returncode in (0, 1), f"{shlex.join(cmd)} -> {out.returncode}\n{out.stderr}"
     report = json.loads(out.stdout)
-    denied = [(r.get("kind"), r.get("name"), r.get("violations")) for r in report["results"] if not r["allowed"]]
+    denied = [
+        (r.get("kind"), r.get("name"), r.get("violations")) for r in report["results"] if not r["allowed"]
+    ]
     assert not denied, json.dumps(denied, indent=2)
     assert out.returncode == 0
     assert len(report["results"]) == len(workloads)
@@ -593,7 +768,9 @@ def test_our_pods_pass_our_own_restricted_policy(values, tmp_path):
 def test_chart_policies_are_the_shipped_policies():
     shipped = {p.name: p.read_bytes() for p in (ROOT / "policies").glob("*.yaml")}
     in_chart = {p.name: p.read_bytes() for p in (CHART / "policies").glob("*.yaml")}
-    assert in_chart == shipped, "charts/tenantguard/policies/ differs from policies/: run .ci/chart-tools sync-policies"
+    assert in_chart == shipped, (
+        "charts/tenantguard/policies/ differs from policies/: run .ci/chart-tools sync-policies"
+    )
 
 
 def test_policy_configmap_from_shipped_files_values_and_set_file(tmp_path):
@@ -610,14 +787,18 @@ def test_policy_configmap_from_shipped_files_values_and_set_file(tmp_path):
     assert yaml.safe_load(custom["data"]["team-a.yaml"])["kind"] == "TenantPolicy"
 
     extra = tmp_path / "team-x.yaml"
-    extra.write_text("apiVersion: tenantguard.io/v1alpha1\nkind: TenantPolicy\nmetadata: {name: team-x}\n"
-                     "spec:\n  namespaces: [team-x]\n")
+    extra.write_text(
+        "apiVersion: tenantguard.io/v1alpha1\nkind: TenantPolicy\nmetadata: {name: team-x}\n"
+        "spec:\n  namespaces: [team-x]\n"
+    )
     with_file = one(render("--set-file", f"policies.team-x={extra}"), "ConfigMap")["data"]
     assert with_file["team-x.yaml"] == extra.read_text()
     assert set(shipped) <= set(with_file)
     if shipped:
-        name = sorted(shipped)[0]
-        excluded = one(render("--set-json", f'shippedPolicies.exclude=["{name}"]'), "ConfigMap").get("data") or {}
+        name = min(shipped)
+        excluded = (
+            one(render("--set-json", f'shippedPolicies.exclude=["{name}"]'), "ConfigMap").get("data") or {}
+        )
         assert name not in excluded
 
 
@@ -642,11 +823,17 @@ def test_self_signed_mode_is_consistent():
     bundles = {h["clientConfig"]["caBundle"] for h in webhooks(docs)}
     assert bundles == {tls["data"]["ca.crt"]}, "caBundle, Secret and CA differ"
     ca, leaf = _x509(tls["data"]["ca.crt"]), _x509(tls["data"]["tls.crt"])
-    hosts = [FULLNAME, f"{FULLNAME}.{NAMESPACE}", f"{FULLNAME}.{NAMESPACE}.svc",
-             f"{FULLNAME}.{NAMESPACE}.svc.cluster.local"]
+    hosts = [
+        FULLNAME,
+        f"{FULLNAME}.{NAMESPACE}",
+        f"{FULLNAME}.{NAMESPACE}.svc",
+        f"{FULLNAME}.{NAMESPACE}.svc.cluster.local",
+    ]
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(san.get_values_for_type(x509.DNSName)) == set(hosts)
-    verifier = PolicyBuilder().store(Store([ca])).build_server_verifier(DNSName(f"{FULLNAME}.{NAMESPACE}.svc"))
+    verifier = (
+        PolicyBuilder().store(Store([ca])).build_server_verifier(DNSName(f"{FULLNAME}.{NAMESPACE}.svc"))
+    )
     verifier.verify(leaf, [])
     dep = one(docs, "Deployment")
     (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls"]
@@ -666,22 +853,33 @@ def test_cert_manager_mode():
     certs = {c["metadata"]["name"]: c for c in by_kind(docs, "Certificate")}
     serving = certs[f"{FULLNAME}-serving"]
     assert serving["spec"]["secretName"] == f"{FULLNAME}-tls"
-    assert len(serving["spec"]["dnsNames"]) == 4 and f"{FULLNAME}.{NAMESPACE}.svc" in serving["spec"]["dnsNames"]
+    assert (
+        len(serving["spec"]["dnsNames"]) == 4 and f"{FULLNAME}.{NAMESPACE}.svc" in serving["spec"]["dnsNames"]
+    )
     assert "server auth" in serving["spec"]["usages"]
     assert certs[f"{FULLNAME}-ca"]["spec"]["isCA"] is True
     assert serving["spec"]["issuerRef"]["name"] == f"{FULLNAME}-ca"
     for kind in WEBHOOK_KINDS:
         cfg = one(docs, kind)
-        assert cfg["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{FULLNAME}-serving"
+        assert (
+            cfg["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+            == f"{NAMESPACE}/{FULLNAME}-serving"
+        )
         assert all("caBundle" not in h["clientConfig"] for h in cfg["webhooks"])
     own = render(*values_args(CHART / "ci" / "certmanager-issuer-values.yaml"))
     assert not by_kind(own, "Issuer")
     (serving,) = by_kind(own, "Certificate")
-    assert serving["spec"]["issuerRef"] == {"kind": "ClusterIssuer", "name": "internal-ca", "group": "cert-manager.io"}
+    assert serving["spec"]["issuerRef"] == {
+        "kind": "ClusterIssuer",
+        "name": "internal-ca",
+        "group": "cert-manager.io",
+    }
 
 
 def test_existing_secret_mode():
-    values = yaml.safe_load((CHART / "ci" / "existing-secret-values.yaml").read_text())["certs"]["existingSecret"]
+    values = yaml.safe_load((CHART / "ci" / "existing-secret-values.yaml").read_text())["certs"][
+        "existingSecret"
+    ]
     docs = render(*values_args(CHART / "ci" / "existing-secret-values.yaml"))
     assert not by_kind(docs, "Secret") and not by_kind(docs, "Certificate")
     assert {h["clientConfig"]["caBundle"] for h in webhooks(docs)} == {values["caBundle"]}
@@ -694,9 +892,14 @@ def test_existing_secret_mode():
 
 
 def test_schema_rejects_unknown_and_bad_values():
-    for args in (["--set", "replicaCount=0"], ["--set", "certs.mode=vault"], ["--set", "webhooks.nope=1"],
-                 ["--set", "podAntiAffinity=maybe"], ["--set", "optOut.protected=true"],
-                 ["--set-json", 'policies={"bad/name": "x"}']):
+    for args in (
+        ["--set", "replicaCount=0"],
+        ["--set", "certs.mode=vault"],
+        ["--set", "webhooks.nope=1"],
+        ["--set", "podAntiAffinity=maybe"],
+        ["--set", "optOut.protected=true"],
+        ["--set-json", 'policies={"bad/name": "x"}'],
+    ):
         with pytest.raises(RenderError):
             render(*args)
 
@@ -706,7 +909,11 @@ def test_schema_rejects_unknown_and_bad_values():
 
 def test_helm_test_pod_talks_to_the_service_with_only_the_ca():
     docs = render()
-    (pod,) = [d for d in by_kind(docs, "Pod") if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+    (pod,) = [
+        d
+        for d in by_kind(docs, "Pod")
+        if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+    ]
     spec = pod["spec"]
     (c,) = spec["containers"]
     env = {e["name"]: e.get("value") for e in c["env"]}
@@ -729,7 +936,11 @@ def test_helm_test_script_against_a_fake_webhook(tmp_path):
     from webhook.certs import generate_self_signed
 
     docs = render()
-    (pod,) = [d for d in by_kind(docs, "Pod") if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+    (pod,) = [
+        d
+        for d in by_kind(docs, "Pod")
+        if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+    ]
     script = pod["spec"]["containers"][0]["args"][0]
     ca, cert, key = generate_self_signed(["webhook.test.svc"], tmp_path)
     seen = []
@@ -754,8 +965,12 @@ def test_helm_test_script_against_a_fake_webhook(tmp_path):
             response = {"uid": review["request"]["uid"], "allowed": True}
             if self.path == "/mutate":
                 response |= {"patchType": "JSONPatch", "patch": base64.b64encode(b"[]").decode()}
-            self._send(200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                        "response": response}).encode())
+            self._send(
+                200,
+                json.dumps(
+                    {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+                ).encode(),
+            )
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -773,26 +988,58 @@ def test_helm_test_script_against_a_fake_webhook(tmp_path):
             f"    return _real(('127.0.0.1', {server.server_address[1]}) if addr[0] == 'webhook.test.svc' else addr, *a, **k)\n"
             "socket.create_connection = _cc\n"
         )
-        env = {**os.environ, "WEBHOOK_HOST": "webhook.test.svc", "REVIEW_NAMESPACE": "default",
-               "CA_BUNDLE": base64.b64encode(ca.read_bytes()).decode()}
-        out = subprocess.run([sys.executable, "-c", shim + script], env=env, capture_output=True, text=True,
-                             timeout=60, check=False)
+        env = {
+            **os.environ,
+            "WEBHOOK_HOST": "webhook.test.svc",
+            "REVIEW_NAMESPACE": "default",
+            "CA_BUNDLE": base64.b64encode(ca.read_bytes()).decode(),
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", shim + script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         assert "uid echoed" in out.stdout
         assert seen == [("/mutate", "CREATE", True), ("/validate", "CREATE", True)]
 
         # A webhook that does not echo the uid fails the test pod.
-        Handler.do_POST_orig = Handler.do_POST
 
         def wrong_uid(self):
             self.rfile.read(int(self.headers["Content-Length"]))
-            self._send(200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                        "response": {"uid": "nope", "allowed": True}}).encode())
+            self._send(
+                200,
+                json.dumps(
+                    {
+                        "apiVersion": "admission.k8s.io/v1",
+                        "kind": "AdmissionReview",
+                        "response": {"uid": "nope", "allowed": True},
+                    }
+                ).encode(),
+            )
 
         Handler.do_POST = wrong_uid
-        bad = subprocess.run([sys.executable, "-c", shim + script], env=env, capture_output=True, text=True,
-                             timeout=60, check=False)
+        bad = subprocess.run(
+            [sys.executable, "-c", shim + script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert bad.returncode == 1 and "uid" in bad.stdout
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_k8s_tools_is_the_shared_script():
+    """tools/k8s-tools is a verbatim copy of the team's shared installer (checked where shared/ is present)."""
+    ours = ROOT / "tools" / "k8s-tools"
+    assert ours.is_file() and os.access(ours, os.X_OK)
+    shared = ROOT.parent / "shared" / "tools" / "k8s-tools"
+    if shared.is_file():
+        assert ours.read_bytes() == shared.read_bytes(), "tools/k8s-tools drifted from shared/tools/k8s-tools"

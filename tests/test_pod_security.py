@@ -115,7 +115,7 @@ def test_evaluate_rejects_malformed(level: str, version: str) -> None:
 
 def test_newest_version_is_the_newest_revision() -> None:
     assert NEWEST_VERSION == "v1.37"
-    assert NEWEST_VERSION == "v1.%d" % max(r.since for check in CHECKS for r in check.revisions)
+    assert NEWEST_VERSION == f"v1.{max(r.since for check in CHECKS for r in check.revisions)}"
 
 
 @pytest.mark.parametrize("version", ["latest", "v1.37", "v1.38", "v1.100"])
@@ -278,8 +278,8 @@ CASES: dict[str, list[Case]] = {
                                                                            "localhostProfile": "p"}}), None, None),
         ("baseline", "v1.0", {"annotations": {"container.apparmor.security.beta.kubernetes.io/a": "unconfined"}}, spec(),
          "forbidden AppArmor profile",
-         'annotation must not set AppArmor profile type to '
-         '"container.apparmor.security.beta.kubernetes.io/a="unconfined""'),
+         ('annotation must not set AppArmor profile type to '
+         '"container.apparmor.security.beta.kubernetes.io/a="unconfined""')),
         ("baseline", "latest", {}, spec(c("a", {"appArmorProfile": {"type": "Unconfined"}})),
          "forbidden AppArmor profile", 'container "a" must not set AppArmor profile type to "Unconfined"'),
         ("baseline", "latest", {"annotations": {"container.apparmor.security.beta.kubernetes.io/b": "unconfined",
@@ -287,9 +287,9 @@ CASES: dict[str, list[Case]] = {
          spec(c("a", {"appArmorProfile": {"type": "Unconfined"}}), c("b", {"appArmorProfile": {}}),
               securityContext={"appArmorProfile": {"type": "Unconfined"}}),
          "forbidden AppArmor profiles",
-         'pod and containers "a", "b" and annotations must not set AppArmor profile type to "", "Unconfined", '
+         ('pod and containers "a", "b" and annotations must not set AppArmor profile type to "", "Unconfined", '
          '"container.apparmor.security.beta.kubernetes.io/a="x/y"", '
-         '"container.apparmor.security.beta.kubernetes.io/b="unconfined""'),
+         '"container.apparmor.security.beta.kubernetes.io/b="unconfined""')),
     ],
     "seLinuxOptions": [
         ("baseline", "v1.0", {}, spec(c("a", {"seLinuxOptions": {"type": "container_t", "level": "s0:c1,c2"}}),
@@ -305,8 +305,8 @@ CASES: dict[str, list[Case]] = {
          spec(c("a", {"seLinuxOptions": {"type": "foo_t", "role": "r"}}), c("b", {"seLinuxOptions": {"type": "bar_t"}}),
               securityContext={"seLinuxOptions": {"user": "u", "role": "r"}}),
          "seLinuxOptions",
-         'pod and containers "a", "b" set forbidden securityContext.seLinuxOptions: types "bar_t", "foo_t"; '
-         "user may not be set; role may not be set"),
+         ('pod and containers "a", "b" set forbidden securityContext.seLinuxOptions: types "bar_t", "foo_t"; '
+         "user may not be set; role may not be set")),
     ],
     "procMount": [
         ("baseline", "v1.0", {}, spec(c("a", {"procMount": "Default"})), None, None),
@@ -340,8 +340,8 @@ CASES: dict[str, list[Case]] = {
                                                "container.seccomp.security.alpha.kubernetes.io/gone": "unconfined",
                                                "seccomp.security.alpha.kubernetes.io/pod": ""}}, spec(c("a")),
          "seccompProfile",
-         'forbidden annotations container.seccomp.security.alpha.kubernetes.io/a="unconfined", '
-         'seccomp.security.alpha.kubernetes.io/pod=""'),
+         ('forbidden annotations container.seccomp.security.alpha.kubernetes.io/a="unconfined", '
+         'seccomp.security.alpha.kubernetes.io/pod=""')),
         ("baseline", "v1.18", {}, spec(securityContext={"seccompProfile": {"type": "Unconfined"}}), None, None),
         ("baseline", "v1.19", {"annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}}, spec(),
          None, None),
@@ -423,8 +423,8 @@ CASES: dict[str, list[Case]] = {
             c("c", {"allowPrivilegeEscalation": False,
                     "capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN"], "drop": ["ALL", "FOO"]}})),
          "unrestricted capabilities",
-         'containers "a", "b" must set securityContext.capabilities.drop=["ALL"]; containers "a", "b", "c" must not '
-         'include "BAR", "BAZ", "CHOWN", "FOO" in securityContext.capabilities.add'),
+         ('containers "a", "b" must set securityContext.capabilities.drop=["ALL"]; containers "a", "b", "c" must not '
+         'include "BAR", "BAZ", "CHOWN", "FOO" in securityContext.capabilities.add')),
         ("restricted", "latest", {}, rspec(rc("a", capabilities={"drop": ["all"]})),
          "unrestricted capabilities", 'container "a" must set securityContext.capabilities.drop=["ALL"]'),
         ("restricted", "v1.24", {}, rspec(c("a", {"allowPrivilegeEscalation": False}), os={"name": "windows"}),
@@ -585,19 +585,19 @@ def test_evaluate_is_pure() -> None:
 # --------------------------------------------------------------------------------------------------
 # the validator (rules.podSecurity) and the golden suites in tests/golden/pod_security/
 
-import pathlib  # noqa: E402
+import pathlib
 
-import jsonpatch  # noqa: E402
-import yaml  # noqa: E402
+import jsonpatch
+import yaml
 
-from webhook.core.cluster_state import InMemoryClusterState  # noqa: E402
-from webhook.core.decision import Violation  # noqa: E402
-from webhook.core.mutation import MutationContext, json_copy  # noqa: E402
-from webhook.core.mutators.security_preset import RestrictedPreset  # noqa: E402
-from webhook.core.plan import CompiledPolicy, ValidationContext  # noqa: E402
-from webhook.core.request import AdmissionRequest, from_manifest  # noqa: E402
-from webhook.core.validators.pod_security import PodSecurityValidator, is_significant_pod_update  # noqa: E402
-from webhook.core.workloads import locate_pod  # noqa: E402
+from webhook.core.cluster_state import InMemoryClusterState
+from webhook.core.decision import Violation
+from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutators.security_preset import RestrictedPreset
+from webhook.core.plan import CompiledPolicy, ValidationContext
+from webhook.core.request import AdmissionRequest
+from webhook.core.validators.pod_security import PodSecurityValidator, is_significant_pod_update
+from webhook.core.workloads import locate_pod
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "pod_security"
 JUDGED_BY_ENGINE = ("", "ephemeralcontainers")  # the engine hands validators only these subresources
@@ -828,7 +828,7 @@ def preset(obj: dict[str, Any], subresource: str = "") -> tuple[dict[str, Any], 
 def test_preset_makes_typical_pods_restricted(obj: dict[str, Any]) -> None:
     target = locate_pod(obj)
     assert evaluate("restricted", "latest", target.metadata, target.spec) != []
-    mutated, ops = preset(obj)
+    mutated, _ = preset(obj)
     target = locate_pod(mutated)
     assert evaluate("restricted", "latest", target.metadata, target.spec) == []
     for version in ("v1.0", "v1.19", "v1.22", "v1.25", "v1.34"):

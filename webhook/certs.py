@@ -28,7 +28,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -40,8 +40,8 @@ __all__ = [
     "CA_KEY",
     "TLS_CERT",
     "TLS_KEY",
-    "CertError",
     "CertBundle",
+    "CertError",
     "CertOptions",
     "KeyType",
     "ca_bundle",
@@ -59,7 +59,7 @@ TLS_CERT = "tls.crt"
 TLS_KEY = "tls.key"
 
 KeyType = Literal["ecdsa", "rsa"]
-PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 RSA_KEY_SIZE = 2048
 #: certificates start this long in the past so a node whose clock lags still accepts them
@@ -162,7 +162,7 @@ def ca_bundle(ca_pem: bytes) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _common_name(text: str) -> str:
@@ -255,7 +255,9 @@ def issue_serving_cert(
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(hosts[0] if hosts else ""))]))
+        .subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(hosts[0] if hosts else ""))])
+        )
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -298,7 +300,7 @@ def _key_pem(key: PrivateKey) -> bytes:
 
 def secret_manifest(name: str, namespace: str, bundle: CertBundle) -> dict:
     """A ``kubernetes.io/tls`` Secret holding the serving pair and ``ca.crt`` (never the CA key)."""
-    b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
+    b64 = lambda data: base64.b64encode(data).decode("ascii")
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key-type", choices=("ecdsa", "rsa"), default="ecdsa", help="ECDSA P-256 (default) or RSA 2048"
     )
-    parser.add_argument("--days", type=int, default=365, help="validity of the serving certificate (default 365)")
+    parser.add_argument(
+        "--days", type=int, default=365, help="validity of the serving certificate (default 365)"
+    )
     parser.add_argument("--ca-days", type=int, default=3650, help="validity of a new CA (default 3650)")
     parser.add_argument(
         "--rotate-ca",
@@ -49,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="files",
         help="files: summary only; secret: also print a kubernetes.io/tls Secret YAML and the caBundle",
     )
-    parser.add_argument("--secret-name", help="name of the Secret printed by --output secret (default SERVICE-tls)")
+    parser.add_argument(
+        "--secret-name", help="name of the Secret printed by --output secret (default SERVICE-tls)"
+    )
 
 
 def _summary(bundle: CertBundle, options: CertOptions) -> str:
@@ -57,8 +61,10 @@ def _summary(bundle: CertBundle, options: CertOptions) -> str:
     return "\n".join(
         [
             f"{bundle.ca_path}: CA ({ca_state}), valid until {bundle.ca_not_after:%Y-%m-%d}",
-            f"{bundle.cert_path}: serving certificate for {', '.join(options.hosts)}, "
-            f"valid until {bundle.not_after:%Y-%m-%d}",
+            (
+                f"{bundle.cert_path}: serving certificate for {', '.join(options.hosts)}, "
+                f"valid until {bundle.not_after:%Y-%m-%d}"
+            ),
             f"{bundle.key_path}, {bundle.ca_key_path}: private keys (0600, keep them out of git)",
             f"caBundle: {ca_bundle(bundle.ca_pem)}",
         ]

@@ -37,6 +37,20 @@ class ClusterState(Protocol):
     def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         ...
 
+    def network_policies_known(self, namespace: str) -> bool:
+        """True when ``network_policies(namespace)`` is the complete list (rules judge absence only then).
+
+        Validators call it through ``getattr`` so that views without it count as not knowing.
+        """
+        ...
+
+    def pod_usage(self, namespace: str, name: str) -> Usage | None:
+        """Usage already counted for the pod ``namespace/name`` (live or reserved); None when not counted.
+
+        Lets the quota rule judge a re-sent CREATE of the same pod without counting it twice.
+        """
+        ...
+
     def resource_quotas(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         ...
 
@@ -61,6 +75,7 @@ class InMemoryClusterState:
         self._ns_usage: dict[str, dict[str, Decimal]] = defaultdict(dict)
         self._netpols: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         self._quotas: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        self._netpols_known = False
         self._counter = 0
 
     # --- ClusterState -----------------------------------------------------
@@ -75,6 +90,13 @@ class InMemoryClusterState:
 
     def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         return self._netpols.get(namespace, [])
+
+    def network_policies_known(self, namespace: str) -> bool:
+        """A snapshot that holds any NetworkPolicy is taken as complete for NetworkPolicies."""
+        return self._netpols_known
+
+    def pod_usage(self, namespace: str, name: str) -> Usage | None:
+        return self._pod_usage.get((namespace, name))
 
     def resource_quotas(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         return self._quotas.get(namespace, [])
@@ -115,6 +137,7 @@ class InMemoryClusterState:
         elif kind == "NetworkPolicy":
             self._ensure_namespace(ns)
             self._netpols[ns].append(obj)
+            self._netpols_known = True
         elif kind == "ResourceQuota":
             self._ensure_namespace(ns)
             self._quotas[ns].append(obj)

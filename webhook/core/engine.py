@@ -128,11 +128,14 @@ def _same_finding(a: Violation, b: Violation) -> bool:
 
 
 def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> None:
-    if policy.enforcement is Enforcement.ENFORCE:
+    mode = policy.enforcement
+    if mode is Enforcement.ENFORCE and found.enforcement == Enforcement.WARN.value:
+        mode = Enforcement.WARN  # an advisory finding (a rule that lacked the data to judge) never denies
+    if mode is Enforcement.ENFORCE:
         # a tenant rule tightening a cluster rule finds the cluster's findings again: say each once
         if not (policy.is_tenant and any(_same_finding(found, v) for v in decision.violations)):
             decision.violations.append(found)
-    elif policy.enforcement is Enforcement.WARN:
+    elif mode is Enforcement.WARN:
         decision.warnings.append(found.summary())
     else:
         decision.audit.append(found)

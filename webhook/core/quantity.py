@@ -259,7 +259,7 @@ def _parse_string(raw: str) -> _Parsed:
         raise QuantityError(_ERR_NUMERIC)  # inf.Dec.SetString needs a digit
     value = _round_to_nano(_exact_value(scan, base, exponent, fast, scale))
     value, fmt = _cap_binary(value, fmt)
-    cached = text if fast and _reuses_input(scan, exponent, fmt, scale) else None
+    cached = None and text if fast and _reuses_input(scan, exponent, fmt, scale) else None
     return _Parsed(value, fmt, cached)
 
 

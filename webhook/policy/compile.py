@@ -3,7 +3,7 @@
 Order is fixed here, once: mutators run labels -> annotations -> resources ->
 probes -> securityContext -> affinity -> tolerations -> nodeSelector ->
 priorityClassName -> topologySpreadConstraints; validators run podSecurity ->
-resources -> probes -> QoS -> maxima -> boundaries -> quota.
+resources -> probes -> QoS -> maxima -> boundaries -> network isolation -> quota.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from webhook.core.validators.boundaries import (
     NodeSelection,
 )
 from webhook.core.validators.maxima import MaxResources
+from webhook.core.validators.network import NetworkPolicyPeers, RequireDefaultDeny
 from webhook.core.validators.pod_security import PodSecurityValidator
 from webhook.core.validators.probes import RequireProbes
 from webhook.core.validators.qos import QosClassRule
@@ -110,6 +111,13 @@ def compile_validators(spec: schema.ClusterPolicySpec, is_tenant: bool) -> list[
         out.append(AllowedRegistries(tuple(rules.allowedRegistries)))
     if is_tenant:
         out.append(AffinityNamespaces(tuple(rules.sharedNamespaces)))
+    isolation = rules.networkIsolation
+    if isolation is not None:
+        if isolation.defaultDeny:
+            out.append(RequireDefaultDeny(tuple(isolation.defaultDeny)))
+        if is_tenant:
+            out.append(NetworkPolicyPeers(tuple(rules.sharedNamespaces), tuple(isolation.allowedCIDRs),
+                                          isolation.allowDNS))
     if spec.quota is not None and (spec.quota.hard or spec.quota.perNamespace):
         out.append(TenantQuota(_quantities(spec.quota.hard), _quantities(spec.quota.perNamespace)))
     return out

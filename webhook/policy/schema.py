@@ -7,6 +7,7 @@ checked with the core's Kubernetes-exact parser and kept as strings.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -347,6 +348,34 @@ class MaxResourcesRule(Model):
         return value
 
 
+def _cidr(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_network(str(value), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR such as 203.0.113.0/24 or 0.0.0.0/0") from None
+
+
+class NetworkIsolationRule(Model):
+    """``rules.networkIsolation`` (``true`` for the defaults): see webhook/core/validators/network.py."""
+
+    defaultDeny: list[Literal["Ingress", "Egress"]] = ["Ingress"]
+    allowedCIDRs: list[Annotated[str, BeforeValidator(_cidr)]] = []
+    allowDNS: bool = True
+
+    @field_validator("defaultDeny")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+def _network_isolation(value: Any) -> Any:
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
 class Rules(Model):
     podSecurity: Annotated[PodSecurityRule | None, BeforeValidator(_pod_security)] = None
     requireRequests: list[ResourceName] = []
@@ -360,6 +389,7 @@ class Rules(Model):
     allowedPriorityClasses: list[str] | None = None
     allowedRegistries: list[str] | None = None
     sharedNamespaces: list[NamespacePattern] = []
+    networkIsolation: Annotated[NetworkIsolationRule | None, BeforeValidator(_network_isolation)] = None
 
 
 class Quota(Model):

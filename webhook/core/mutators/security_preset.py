@@ -33,7 +33,8 @@ in order) and idempotent: a second pass finds nothing unset.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from webhook.core.mutation import MutationContext
 from webhook.core.workloads import iter_containers

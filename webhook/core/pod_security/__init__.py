@@ -16,18 +16,26 @@ strings raise ValueError. The checks, their ids, revisions and overrides are in
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from webhook.core.pod_security._api import LEVELS, parse_level, parse_level_version, parse_version, version_string
+from webhook.core.pod_security._api import (
+    LEVELS,
+    parse_level,
+    parse_level_version,
+    parse_version,
+    version_string,
+)
+from webhook.core.pod_security._helpers import prepare
 from webhook.core.pod_security._model import CheckFailure
 from webhook.core.pod_security.registry import CHECKS, NEWEST_VERSION, checks_for, plan
 
 __all__ = [
     "CHECKS",
-    "CheckFailure",
     "LEVELS",
     "NEWEST_VERSION",
+    "CheckFailure",
     "checks_for",
     "evaluate",
     "format_failures",
@@ -52,8 +60,8 @@ def evaluate(level: str, version: str, metadata: Mapping[str, Any] | None,
     checks = plan(*_resolve(level, version))
     if not checks:
         return []
-    meta = metadata if isinstance(metadata, Mapping) else _EMPTY
-    pod_spec = spec if isinstance(spec, Mapping) else _EMPTY
+    meta = metadata if isinstance(metadata, dict) else (dict(metadata) if isinstance(metadata, Mapping) else _EMPTY)
+    pod_spec = prepare(spec if isinstance(spec, Mapping) else _EMPTY)
     failures: list[CheckFailure] = []
     for check_id, check_pod in checks:
         found = check_pod(meta, pod_spec)

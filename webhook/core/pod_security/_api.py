@@ -10,8 +10,9 @@ the upstream evaluator clamps it (``maxVersion``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 PRIVILEGED = "privileged"
 BASELINE = "baseline"
@@ -34,7 +35,7 @@ def parse_level(level: Any) -> str:
 def parse_version(version: str) -> int:
     """``latest`` -> :data:`LATEST`; ``v1.N`` -> N. Anything else raises ValueError."""
     if not isinstance(version, str):
-        raise ValueError(f"invalid Pod Security version {version!r}: must be \"latest\" or \"v1.x\"")
+        raise ValueError(f"invalid Pod Security version {version!r}: must be \"latest\" or \"v1.x\"")  # noqa: TRY004
     if version == "latest":
         return LATEST
     match = _VERSION_RE.fullmatch(version)
@@ -53,6 +54,8 @@ def parse_level_version(value: Any) -> tuple[str, str]:
     Returns ``(level, version)`` with the version normalised to ``latest`` or
     ``v1.N`` (a missing version means ``latest``). Raises ValueError otherwise.
     """
+    level: Any
+    version: Any
     if isinstance(value, str):
         level, sep, version = value.partition(":")
         if not sep:
@@ -66,5 +69,5 @@ def parse_level_version(value: Any) -> tuple[str, str]:
         if version is None:
             version = "latest"
     else:
-        raise ValueError("podSecurity must be a level name or a mapping with level and version")
+        raise ValueError("podSecurity must be a level name or a mapping with level and version")  # noqa: TRY004
     return parse_level(level), version_string(parse_version(version))

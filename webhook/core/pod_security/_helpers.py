@@ -8,8 +8,8 @@ only when they are real booleans. These helpers keep those rules in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 EMPTY: Mapping[str, Any] = {}
 
@@ -19,14 +19,14 @@ CONTAINER_LISTS: tuple[str, ...] = ("initContainers", "containers", "ephemeralCo
 
 def obj(value: Any) -> Mapping[str, Any] | None:
     """A nested object, or None when absent/null (a nil pointer)."""
-    return value if isinstance(value, Mapping) else None
+    return value if isinstance(value, dict) else None
 
 
 def sub(parent: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
     if parent is None:
         return None
     value = parent.get(key)
-    return value if isinstance(value, Mapping) else None
+    return value if isinstance(value, dict) else None
 
 
 def string(parent: Mapping[str, Any] | None, key: str) -> str:
@@ -62,34 +62,50 @@ def in_user_namespace(spec: Mapping[str, Any]) -> bool:
     return spec.get("hostUsers") is False
 
 
-@dataclass(frozen=True, slots=True)
 class ContainerRef:
-    list_name: str
-    index: int
-    container: Mapping[str, Any]
+    """One container with where it sits: ``spec.<list_name>[<index>]``."""
 
-    @property
-    def name(self) -> str:
-        name = self.container.get("name")
-        return name if isinstance(name, str) else ("" if name is None else str(name))
+    __slots__ = ("container", "index", "list_name", "name", "security_context")
+
+    def __init__(self, list_name: str, index: int, container: Mapping[str, Any]) -> None:
+        self.list_name = list_name
+        self.index = index
+        self.container = container
+        name = container.get("name")
+        self.name: str = name if isinstance(name, str) else ("" if name is None else str(name))
+        context = container.get("securityContext")
+        self.security_context: Mapping[str, Any] | None = context if isinstance(context, dict) else None
 
     def path(self, *parts: str) -> str:
-        base = f"spec.{self.list_name}[{self.index}]"
-        return base + "".join("." + p for p in parts)
-
-    @property
-    def security_context(self) -> Mapping[str, Any] | None:
-        return sub(self.container, "securityContext")
+        return f"spec.{self.list_name}[{self.index}]" + "".join("." + p for p in parts)
 
 
-def containers(spec: Mapping[str, Any]) -> Iterator[ContainerRef]:
-    """Every container, init container and ephemeral container, in upstream's order."""
+class PodSpec(dict):  # type: ignore[type-arg]
+    """A pod spec prepared once per evaluation: a shallow copy that also holds its containers."""
+
+    __slots__ = ("refs",)
+    refs: tuple[ContainerRef, ...]
+
+
+def _walk(spec: Mapping[str, Any]) -> Iterator[ContainerRef]:
     for list_name in CONTAINER_LISTS:
         values = spec.get(list_name)
         if not isinstance(values, list):
             continue
         for index, container in enumerate(values):
-            yield ContainerRef(list_name, index, container if isinstance(container, Mapping) else EMPTY)
+            yield ContainerRef(list_name, index, container if isinstance(container, dict) else EMPTY)
+
+
+def prepare(spec: Mapping[str, Any]) -> PodSpec:
+    view = PodSpec(spec)
+    view.refs = tuple(_walk(spec))
+    return view
+
+
+def containers(spec: Mapping[str, Any]) -> tuple[ContainerRef, ...]:
+    """Every init container, container and ephemeral container, in upstream's visiting order."""
+    refs = getattr(spec, "refs", None)
+    return refs if refs is not None else tuple(_walk(spec))
 
 
 def join_quote(values: list[str] | tuple[str, ...]) -> str:

@@ -8,7 +8,8 @@ library words them (container lists in visiting order unless upstream sorts them
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from webhook.core.pod_security._helpers import (
     containers,
@@ -34,8 +35,8 @@ def raw(parent: Mapping[str, Any] | None, key: str) -> Any:
 
 
 def _annotations(metadata: Meta) -> Mapping[str, Any]:
-    value = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
+    value = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 # --- windowsHostProcess ---------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def host_path_volumes_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     names: list[str] = []
     fields: list[str] = []
     for index, volume in enumerate(items(spec, "volumes")):
-        if isinstance(volume, Mapping) and volume.get("hostPath") is not None:
+        if isinstance(volume, dict) and volume.get("hostPath") is not None:
             names.append(string(volume, "name"))
             fields.append(f"spec.volumes[{index}].hostPath")
     if not names:
@@ -156,7 +157,7 @@ def host_ports_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     for ref in containers(spec):
         valid = True
         for index, port in enumerate(items(ref.container, "ports")):
-            if not isinstance(port, Mapping):
+            if not isinstance(port, dict):
                 continue
             host_port = _int(port.get("hostPort"))
             if host_port:
@@ -462,7 +463,7 @@ def _sysctls(spec: Spec, allowed: frozenset[str]) -> Finding | None:
     forbidden: list[str] = []
     fields: list[str] = []
     for index, sysctl in enumerate(items(sub(spec, "securityContext"), "sysctls")):
-        name = string(sysctl, "name") if isinstance(sysctl, Mapping) else ""
+        name = string(sysctl, "name") if isinstance(sysctl, dict) else ""
         if name not in allowed:
             forbidden.append(name)
             fields.append(f"spec.securityContext.sysctls[{index}].name")

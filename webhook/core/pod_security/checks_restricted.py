@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from webhook.core.pod_security._helpers import (
     containers,
@@ -61,7 +62,7 @@ def restricted_volumes_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     types: set[str] = set()
     fields: list[str] = []
     for index, volume in enumerate(items(spec, "volumes")):
-        if not isinstance(volume, Mapping):
+        if not isinstance(volume, dict):
             volume = {}
         if any(volume.get(source) is not None for source in ALLOWED_VOLUME_SOURCES):
             continue

@@ -19,11 +19,18 @@ The tables are built once per (level, version) and cached.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from webhook.core.pod_security import checks_baseline as b
 from webhook.core.pod_security import checks_restricted as r
-from webhook.core.pod_security._api import BASELINE, LATEST, PRIVILEGED, RESTRICTED, parse_level, parse_version
+from webhook.core.pod_security._api import (
+    BASELINE,
+    LATEST,
+    PRIVILEGED,
+    RESTRICTED,
+    parse_level,
+    parse_version,
+)
 from webhook.core.pod_security._model import CheckFn
 
 
@@ -150,7 +157,7 @@ def effective_minor(minor: int) -> int:
     return NEWEST_MINOR if minor >= LATEST or minor > NEWEST_MINOR else minor
 
 
-@lru_cache(maxsize=None)
+@cache
 def plan(level: str, minor: int) -> tuple[tuple[str, CheckFn], ...]:
     """The (check id, check function) pairs to run for a level at a policy version, in report order."""
     minor = effective_minor(minor)

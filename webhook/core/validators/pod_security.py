@@ -21,13 +21,17 @@ Which requests are judged mirrors upstream's admission plugin:
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
 from webhook.core.pod_security import CheckFailure, evaluate, parse_level_version
-from webhook.core.pod_security.checks_baseline import SECCOMP_CONTAINER_ANNOTATION_PREFIX, SECCOMP_POD_ANNOTATION
+from webhook.core.pod_security.checks_baseline import (
+    SECCOMP_CONTAINER_ANNOTATION_PREFIX,
+    SECCOMP_POD_ANNOTATION,
+)
 from webhook.core.workloads import field_path
 
 IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log", "portforward", "proxy", "status"})
@@ -74,10 +78,10 @@ def is_significant_pod_update(pod: Mapping[str, Any], old_pod: Mapping[str, Any]
                 return True
     old_ephemeral = {c.get("name"): c for c in _list(old_spec, "ephemeralContainers")}
     for container in _list(spec, "ephemeralContainers"):
-        old = old_ephemeral.get(container.get("name"))
-        if old is None:
+        previous = old_ephemeral.get(container.get("name"))
+        if previous is None:
             return True  # an ephemeral container was added
-        if _significant_container_update(container, old, annotations, old_annotations):
+        if _significant_container_update(container, previous, annotations, old_annotations):
             return True
     return False
 
@@ -100,7 +104,7 @@ class PodSecurityValidator:
         object.__setattr__(self, "version", version)
 
     @classmethod
-    def from_spec(cls, value: Any) -> "PodSecurityValidator":
+    def from_spec(cls, value: Any) -> PodSecurityValidator:
         """From the policy's ``rules.podSecurity`` value: ``"restricted"`` or ``{level, version}``."""
         level, version = parse_level_version(value)
         return cls(level, version)

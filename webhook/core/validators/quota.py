@@ -64,13 +64,26 @@ class TenantQuota:
         requested = quota_usage(ctx.obj)
         if not requested:
             return
+        counted = _already_counted(ctx)
         if self.hard:
             used: dict[str, Decimal] = {}
             for ns in ctx.tenant_namespaces():
                 add_usage(used, ctx.state.namespace_usage(ns))
+            add_usage(used, counted, -1)
             scope = f"tenant {ctx.tenant.name}" if ctx.tenant else f"namespace {ctx.request.namespace}"
             yield from _exceeded(ctx, scope, self.hard, used, requested)
         if self.per_namespace:
             ns = ctx.request.namespace
-            yield from _exceeded(ctx, f"namespace {ns}", self.per_namespace, ctx.state.namespace_usage(ns),
-                                 requested)
+            ns_used = dict(ctx.state.namespace_usage(ns))
+            add_usage(ns_used, counted, -1)
+            yield from _exceeded(ctx, f"namespace {ns}", self.per_namespace, ns_used, requested)
+
+
+def _already_counted(ctx: ValidationContext) -> Mapping[str, Decimal]:
+    """What the view already counts for this very pod (a re-sent CREATE, a reservation): not counted twice."""
+    meta = ctx.obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    lookup = getattr(ctx.state, "pod_usage", None)
+    if not isinstance(name, str) or not name or not callable(lookup):
+        return {}
+    return lookup(ctx.request.namespace, name) or {}

@@ -1,0 +1,236 @@
+"""Engine behaviour that golden files express poorly: operations, subresources, failure posture."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+
+from webhook.core.cluster_state import InMemoryClusterState
+from webhook.core.engine import evaluate
+from webhook.core.patch import escape, pointer
+from webhook.core.plan import CompiledPolicy, Enforcement, NamespaceMatch, PolicySet
+from webhook.core.request import AdmissionRequest, ReviewError, from_review
+from webhook.core.response import admission_response
+from webhook.core.selectors import LabelSelector
+from webhook.policy.loader import SourceDoc, build_policy_set
+
+
+def policies(*docs: dict[str, Any]) -> PolicySet:
+    return build_policy_set([SourceDoc(d, "inline", i) for i, d in enumerate(docs, 1)])
+
+
+def tenant(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy", "metadata": {"name": name},
+            "spec": {"namespaces": [name], **spec}}
+
+
+def pod(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "image": "i"}], **spec}}
+
+
+SHOP = policies(tenant("shop", {"defaults": {"labels": {"a": "b"}}, "rules": {"requireLimits": ["cpu"]}}))
+
+
+def req(obj: dict[str, Any] | None, **kw: Any) -> AdmissionRequest:
+    kw.setdefault("namespace", "shop")
+    return AdmissionRequest(obj=obj, **kw)
+
+
+def test_pointer_escaping() -> None:
+    assert escape("a/b~c") == "a~1b~0c"
+    assert pointer(["metadata", "labels", "example.com/x~y"]) == "/metadata/labels/example.com~1x~0y"
+    assert pointer(["spec", "containers", 0]) == "/spec/containers/0"
+
+
+@pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
+def test_delete_and_connect_are_allowed_untouched(operation: str) -> None:
+    d = evaluate(req(None, operation=operation, old_obj=pod()), SHOP, InMemoryClusterState())
+    assert d.allowed and not d.patch and d.skipped
+
+
+def test_other_subresources_are_not_judged() -> None:
+    d = evaluate(req(pod(), operation="UPDATE", subresource="status", old_obj=pod()), SHOP, InMemoryClusterState())
+    assert d.allowed and not d.patch and "status" in (d.skipped or "")
+
+
+def test_pod_update_is_not_mutated_and_unchanged_spec_not_rejudged() -> None:
+    old = pod()
+    new = pod()
+    new["metadata"]["labels"] = {"x": "y"}  # metadata-only change of a pod that breaks requireLimits
+    d = evaluate(req(new, operation="UPDATE", old_obj=old), SHOP, InMemoryClusterState())
+    assert d.allowed and d.patch == [] and d.violations == []
+
+
+def test_pod_update_changing_the_spec_is_judged() -> None:
+    old = pod()
+    new = pod()
+    new["spec"]["containers"][0]["image"] = "other"
+    d = evaluate(req(new, operation="UPDATE", old_obj=old), SHOP, InMemoryClusterState())
+    assert not d.allowed and d.violations[0].rule == "requireLimits"
+    assert d.patch == []  # a running pod's spec cannot be mutated
+
+
+def test_controller_update_is_mutated_and_judged_when_the_template_changes() -> None:
+    def deploy(image: str) -> dict[str, Any]:
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": image, "resources": {"limits": {"cpu": "1"}}}]}}}}
+    d = evaluate(req(deploy("v2"), operation="UPDATE", old_obj=deploy("v1")), SHOP, InMemoryClusterState())
+    assert d.allowed and d.patch == []  # template already carries the label
+    # a non-compliant Deployment created before the policy can still be scaled: its template is unchanged
+    legacy = deploy("v1")
+    del legacy["spec"]["template"]["spec"]["containers"][0]["resources"]
+    scaled = json.loads(json.dumps(legacy))
+    scaled["spec"]["replicas"] = 5
+    assert evaluate(req(scaled, operation="UPDATE", old_obj=legacy), SHOP, InMemoryClusterState()).allowed
+    # but a template change is judged
+    broken = json.loads(json.dumps(legacy))
+    broken["spec"]["template"]["spec"]["containers"][0]["image"] = "v3"
+    d = evaluate(req(broken, operation="UPDATE", old_obj=deploy("v1")), SHOP, InMemoryClusterState())
+    assert not d.allowed and d.violations[0].rule == "requireLimits"
+
+
+def test_ephemeral_containers_subresource_is_judged() -> None:
+    ps = policies(tenant("shop", {"rules": {"podSecurity": "baseline", "allowedRegistries": ["registry.local"]},
+                                  "defaults": {"securityContext": {"container": {"allowPrivilegeEscalation": False}},
+                                               "labels": {"l": "v"}}}))
+    old = pod()
+    old["spec"]["containers"][0]["image"] = "registry.local/app"
+    new = json.loads(json.dumps(old))
+    new["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox",
+                                           "securityContext": {"privileged": True}}]
+    d = evaluate(req(new, operation="UPDATE", subresource="ephemeralcontainers", old_obj=old), ps,
+                 InMemoryClusterState())
+    assert not d.allowed
+    assert {(v.rule, v.check) for v in d.violations} == {("podSecurity", "privileged"), ("allowedRegistries", None)}
+    # only ephemeral containers are filled on that subresource, never labels or app containers
+    assert [op.path for op in d.patch] == ["/spec/ephemeralContainers/0/securityContext/allowPrivilegeEscalation"]
+
+
+def test_namespace_claimed_twice_through_labels_is_denied_clearly() -> None:
+    ps = policies(
+        {"apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy", "metadata": {"name": "a"},
+         "spec": {"namespaceSelector": {"matchLabels": {"team": "x"}}}},
+        {"apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy", "metadata": {"name": "b"},
+         "spec": {"namespaceSelector": {"matchLabels": {"env": "prod"}}}},
+    )
+    state = InMemoryClusterState()
+    state.add_namespace("both", {"team": "x", "env": "prod"})
+    d = evaluate(req(pod(), namespace="both"), ps, state)
+    assert not d.allowed and "claimed by several tenants: a, b" in d.violations[0].message
+
+
+class Boom:
+    rule = "boom"
+    kinds = None
+
+    def mutate(self, ctx: Any) -> None:
+        raise RuntimeError("mutator bug")
+
+    def validate(self, ctx: Any):
+        raise RuntimeError("validator bug")
+
+
+def test_mutators_fail_open_and_validators_fail_closed() -> None:
+    policy = CompiledPolicy(name="p", kind="TenantPolicy", source="x", match=NamespaceMatch.build(["shop"], None),
+                            mutators=(Boom(),), validators=(Boom(),))
+    d = evaluate(req(pod()), PolicySet(tenants=(policy,)), InMemoryClusterState())
+    assert any("default not applied: mutator bug" in w for w in d.warnings)
+    assert not d.allowed and "rule could not be evaluated (RuntimeError: validator bug)" in d.violations[0].message
+
+
+def test_invalid_quantity_in_the_pod_is_a_named_violation_not_a_crash() -> None:
+    ps = policies(tenant("shop", {"rules": {"qosClass": "Guaranteed"}}))
+    bad = pod()
+    bad["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1 Gi"}}
+    d = evaluate(req(bad), ps, InMemoryClusterState())
+    assert not d.allowed and "invalid quantity" in d.violations[0].message
+
+
+def test_selector_semantics() -> None:
+    s = LabelSelector.from_dict({"matchLabels": {"a": "1"},
+                                 "matchExpressions": [{"key": "b", "operator": "NotIn", "values": ["x"]},
+                                                      {"key": "c", "operator": "Exists"}]})
+    assert s.matches({"a": "1", "c": ""})
+    assert not s.matches({"a": "1", "b": "x", "c": ""})
+    assert not s.matches({"a": "1"})
+    assert LabelSelector.from_dict({}).matches({"anything": "x"})
+
+
+# --- AdmissionReview in and out ----------------------------------------------------------------
+
+def review(**request: Any) -> dict[str, Any]:
+    body = {"uid": "u-1", "operation": "CREATE", "namespace": "shop", "object": pod(),
+            "userInfo": {"username": "alice", "groups": ["dev"]}}
+    body.update(request)
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": body}
+
+
+def test_review_parsing_uses_the_request_namespace_and_user() -> None:
+    r = from_review(review(namespace="shop"), today=date(2026, 1, 1))
+    assert (r.namespace, r.username, r.groups, r.uid) == ("shop", "alice", ("dev",), "u-1")
+    obj = pod()
+    obj["metadata"]["namespace"] = "elsewhere"
+    assert from_review(review(object=obj)).namespace == "shop"
+
+
+@pytest.mark.parametrize("mutation,reason", [
+    (lambda r: r.update(kind="Pod"), "kind must be AdmissionReview"),
+    (lambda r: r.update(apiVersion="admission.k8s.io/v2"), "unsupported apiVersion"),
+    (lambda r: r.update(request="x"), "request must be an object"),
+    (lambda r: r["request"].pop("uid"), "request.uid is required"),
+    (lambda r: r["request"].update(object="pod"), "request.object must be an object"),
+    (lambda r: r["request"].update(operation="PATCH"), "request.operation"),
+    (lambda r: r["request"].update(userInfo={"groups": "dev"}), "groups must be a list"),
+    (lambda r: r["request"].update(dryRun="yes"), "dryRun must be a boolean"),
+    (lambda r: r["request"].pop("object"), "request.object is required for CREATE"),
+])
+def test_malformed_reviews_are_review_errors(mutation, reason: str) -> None:
+    body = review()
+    mutation(body)
+    with pytest.raises(ReviewError, match=reason):
+        from_review(body)
+
+
+def test_response_omits_empty_keys_and_encodes_patch() -> None:
+    r = from_review(review())
+    allowed = evaluate(r, SHOP, InMemoryClusterState())
+    assert not allowed.allowed
+    out = admission_response(r, allowed, include_patch=True)
+    resp = out["response"]
+    assert out["apiVersion"] == "admission.k8s.io/v1" and resp["uid"] == "u-1"
+    assert resp["status"]["code"] == 403 and "requireLimits" in resp["status"]["message"]
+    assert json.loads(base64.b64decode(resp["patch"])) == allowed.patch_json()
+    assert resp["patchType"] == "JSONPatch"
+    assert "warnings" not in resp and "auditAnnotations" not in resp
+    clean = pod()
+    clean["metadata"]["labels"] = {"a": "b"}
+    clean["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1"}}
+    ok = evaluate(from_review(review(object=clean)), SHOP, InMemoryClusterState())
+    resp = admission_response(from_review(review(object=clean)), ok, include_patch=True)["response"]
+    assert resp == {"uid": "u-1", "allowed": True}
+
+
+def test_response_answers_in_the_request_api_version() -> None:
+    body = review()
+    body["apiVersion"] = "admission.k8s.io/v1beta1"
+    r = from_review(body)
+    assert admission_response(r, evaluate(r, SHOP, InMemoryClusterState()), include_patch=False)["apiVersion"] == \
+        "admission.k8s.io/v1beta1"
+
+
+def test_audit_mode_annotations() -> None:
+    ps = policies(tenant("shop", {"enforcement": "Audit", "rules": {"requireLimits": ["cpu"]}}))
+    r = from_review(review())
+    d = evaluate(r, ps, InMemoryClusterState())
+    assert d.allowed and d.audit
+    resp = admission_response(r, d, include_patch=True)["response"]
+    assert resp["auditAnnotations"]["tenant"] == "shop"
+    assert resp["auditAnnotations"]["rules"] == "shop/requireLimits"
+    assert ps.tenants[0].enforcement is Enforcement.AUDIT

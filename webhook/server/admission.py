@@ -1,0 +1,129 @@
+"""The one function the server wraps: an endpoint and a review dict in, a response dict out.
+
+No aiohttp, no I/O: the same core the CLI runs (``webhook.core.engine.evaluate``), with
+the phase each endpoint owns, exactly as the API server chains the two webhooks:
+
+- ``/mutate``   = ``evaluate(mutate=True, validate=False)``: the patch (defaults), plus the
+  warnings of the mutation phase (failed defaults, Audit-mode "would set ...");
+- ``/validate`` = ``evaluate(mutate=False, validate=True)``: judges the object as received,
+  i.e. after every mutating webhook (ours included) ran: the API server calls validating
+  webhooks last, so the CLI's "mutate, apply, validate" is what the two calls add up to.
+
+Malformed reviews raise :class:`webhook.core.request.ReviewError` (HTTP 400, the caller's
+business). A review that is well formed but whose evaluation raises is answered in the
+endpoint's fail posture (DESIGN §6: mutation may fail open, security rules fail closed):
+``/mutate`` allows without a patch and says so in a warning; ``/validate`` denies with
+a message naming the error. ``Outcome.exception`` carries it for logs and metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable, Iterator
+
+import orjson
+
+from webhook.core.cluster_state import ClusterState
+from webhook.core.decision import Decision
+from webhook.core.engine import evaluate
+from webhook.core.plan import PolicySet
+from webhook.core.request import AdmissionRequest, from_review
+from webhook.core.response import admission_response, error_response
+
+__all__ = ["Endpoint", "MUTATE", "VALIDATE", "ENDPOINTS", "Outcome", "admit", "should_reserve", "rule_ids", "warned_rule_ids"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    mutate: bool
+    validate: bool
+    fail_open: bool  # internal error: allow (no patch) when True, deny when False
+
+
+MUTATE = Endpoint("mutate", mutate=True, validate=False, fail_open=True)
+VALIDATE = Endpoint("validate", mutate=False, validate=True, fail_open=False)
+ENDPOINTS = {e.name: e for e in (MUTATE, VALIDATE)}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one review came to: the AdmissionReview to send, and what it was made from."""
+
+    review: dict[str, Any]
+    request: AdmissionRequest
+    decision: Decision | None  # None when the evaluation raised
+    exception: Exception | None = None
+
+    @property
+    def error(self) -> str | None:
+        exc = self.exception
+        return None if exc is None else f"{type(exc).__name__}: {exc}"
+
+    @property
+    def allowed(self) -> bool:
+        return bool(self.review["response"]["allowed"])
+
+    @property
+    def verdict(self) -> str:
+        """allowed | denied | error: the ``decision`` label of metrics and logs."""
+        if self.error is not None:
+            return "error"
+        return "allowed" if self.allowed else "denied"
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def _internal_error(endpoint: Endpoint, request: AdmissionRequest, exc: BaseException) -> dict[str, Any]:
+    what = f"{type(exc).__name__}: {exc}"
+    if endpoint.fail_open:
+        message = f"tenantguard could not evaluate the defaults ({what}); admitted without them"
+        return error_response(request.uid, request.api_version, 500, message, allowed=True)
+    message = (f"tenantguard could not evaluate the policies for this request ({what}); "
+               "denied because the security rules fail closed")
+    return error_response(request.uid, request.api_version, 500, message, allowed=False)
+
+
+def admit(endpoint: Endpoint, body: Any, policies: PolicySet, state: ClusterState, *,
+          today: date | None = None, dumps: Callable[[Any], bytes] = _dumps) -> Outcome:
+    """Answer one AdmissionReview for ``endpoint``; raise ReviewError when ``body`` is not a valid one."""
+    request = from_review(body, today=today)
+    try:
+        decision = evaluate(request, policies, state, mutate=endpoint.mutate, validate=endpoint.validate)
+        review = admission_response(request, decision, include_patch=endpoint.mutate, dumps=dumps)
+    except Exception as exc:  # noqa: BLE001 - the fail posture, not a 500
+        return Outcome(_internal_error(endpoint, request, exc), request, None, exc)
+    return Outcome(review, request, decision)
+
+
+def should_reserve(endpoint: Endpoint, outcome: Outcome) -> bool:
+    """Whether the cluster view should count this admission before its watch sees it.
+
+    Only the final verdict (/validate) of an evaluated, allowed, non-dry-run CREATE:
+    dry-run requests have no side effects (DESIGN §5); the view decides which kinds count.
+    """
+    decision = outcome.decision
+    return (endpoint.validate and decision is not None and decision.allowed and decision.skipped is None
+            and not outcome.request.dry_run and outcome.request.operation == "CREATE")
+
+
+# Warn-mode findings and mutation warnings start with Violation.summary()'s "[policy/rule] ".
+_RULE_PREFIX = re.compile(r"^\[([^/\]\s]+)/([^\]\s]+)\]")
+
+
+def rule_ids(decision: Decision) -> list[str]:
+    """``policy/rule`` of every finding that denied or was audited, in order, without repeats."""
+    seen = dict.fromkeys(f"{v.policy}/{v.rule}" for v in (*decision.violations, *decision.audit))
+    return list(seen)
+
+
+def warned_rule_ids(decision: Decision) -> Iterator[tuple[str, str]]:
+    """(policy, rule) of each warning that names one (Warn-mode findings, failed defaults)."""
+    for warning in decision.warnings:
+        match = _RULE_PREFIX.match(warning)
+        if match:
+            yield match.group(1), match.group(2)

@@ -1,0 +1,199 @@
+"""The aiohttp application: routes and the HTTP-level checks around :func:`admission.admit`.
+
+=======  ============  ==========================================================================
+POST     /mutate       AdmissionReview in, AdmissionReview out (patch: JSONPatch, base64)
+POST     /validate     AdmissionReview in, AdmissionReview out (denials: status.code 403)
+GET      /healthz      200 while the process serves (also while draining: liveness must not kill it)
+GET      /readyz       200 when policies are loaded, the cluster view is synced and we are not draining
+GET      /metrics      Prometheus text
+=======  ============  ==========================================================================
+
+Client errors never reach the core: a Content-Type other than application/json, a body
+over the limit (413; checked on Content-Length before reading, and while reading a chunked
+body), a body that is not JSON, or JSON that is not an admission.k8s.io/v1 AdmissionReview
+get a 4xx with a one-line plain-text reason. Unknown paths are 404, other methods 405.
+
+While draining (after SIGTERM) answers carry ``Connection: close`` so keep-alive clients
+reconnect to another replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Callable
+
+import orjson
+from aiohttp import web
+
+from webhook.core.request import ReviewError
+from webhook.server.admission import MUTATE, VALIDATE, Endpoint, Outcome, admit, rule_ids, should_reserve, \
+    warned_rule_ids
+from webhook.server.cluster_view import ClusterView
+from webhook.server.metrics import Metrics
+from webhook.server.policy_store import PolicyStore
+from webhook.server.settings import MAX_BODY_BYTES
+
+log = logging.getLogger("tenantguard.admission")
+JSON = "application/json"
+
+
+@dataclass(slots=True)
+class WebhookContext:
+    """What the handlers share: the live policies, the cluster view, metrics, and the drain flag."""
+
+    policies: PolicyStore
+    view: ClusterView
+    metrics: Metrics = field(default_factory=Metrics)
+    max_body: int = MAX_BODY_BYTES
+    today: Callable[[], date] = date.today
+    draining: bool = False
+    in_flight: int = 0
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.draining:
+            return False, "draining"
+        if not self.policies.loaded:
+            return False, "policies not loaded"
+        if not self.view.synced:
+            return False, "cluster view not synced"
+        return True, f"ok (policies {self.policies.generation})"
+
+
+CONTEXT = web.AppKey("tenantguard", WebhookContext)
+
+
+def _bad(ctx: WebhookContext, request: web.Request, endpoint: Endpoint, code: int, reason: str) -> web.Response:
+    ctx.metrics.bad_requests.labels(endpoint.name, str(code)).inc()
+    log.warning("bad request", extra={"event": "bad_request", "endpoint": endpoint.name, "code": code,
+                                      "reason": reason, "remote": request.remote})
+    return web.Response(status=code, text=reason + "\n")
+
+
+def _record(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: float) -> None:
+    decision = outcome.decision
+    tenant = (decision.tenant if decision is not None else None) or ""
+    verdict = outcome.verdict
+    metrics = ctx.metrics
+    metrics.requests.labels(endpoint.name, tenant, verdict).inc()
+    metrics.latency.labels(endpoint.name).observe(seconds)
+    if decision is not None and endpoint.validate:
+        for v in decision.violations:
+            metrics.violations.labels(v.policy, v.rule, "Enforce").inc()
+        for v in decision.audit:
+            metrics.violations.labels(v.policy, v.rule, "Audit").inc()
+        for policy, rule in warned_rule_ids(decision):
+            metrics.violations.labels(policy, rule, "Warn").inc()
+    if outcome.exception is not None:
+        exc = outcome.exception
+        log.error("evaluation failed; answered with the endpoint's fail posture", exc_info=(type(exc), exc,
+                  exc.__traceback__), extra=_fields(ctx, endpoint, outcome, seconds))
+    elif log.isEnabledFor(logging.INFO):
+        log.info("admission", extra=_fields(ctx, endpoint, outcome, seconds))
+
+
+def _fields(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: float) -> dict:
+    req, decision = outcome.request, outcome.decision
+    fields = {
+        "event": "admission", "endpoint": endpoint.name, "uid": req.uid, "operation": req.operation,
+        "namespace": req.namespace, "kind": req.kind, "name": req.name, "user": req.username,
+        "tenant": decision.tenant if decision is not None else None, "decision": outcome.verdict,
+        "rules": rule_ids(decision) if decision is not None else [],
+        "warnings": len(decision.warnings) if decision is not None else 0,
+        "patch_ops": len(decision.patch) if decision is not None and endpoint.mutate else 0,
+        "dry_run": req.dry_run, "generation": ctx.policies.generation,
+        "latency_ms": round(seconds * 1000, 3),
+    }
+    if req.subresource:
+        fields["subresource"] = req.subresource
+    if decision is not None and decision.skipped:
+        fields["skipped"] = decision.skipped
+    if outcome.exception is not None:
+        fields["error"] = outcome.error
+    return fields
+
+
+async def _answer(request: web.Request, endpoint: Endpoint) -> web.Response:
+    ctx = request.app[CONTEXT]
+    started = time.perf_counter()
+    if request.content_type != JSON:
+        shown = request.headers.get("Content-Type", "")
+        return _bad(ctx, request, endpoint, 400, f"Content-Type must be {JSON} (got {shown!r})")
+    length = request.content_length
+    if length is not None and length > ctx.max_body:
+        return _bad(ctx, request, endpoint, 413, f"body of {length} bytes exceeds the limit of {ctx.max_body}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _bad(ctx, request, endpoint, 413, f"body exceeds the limit of {ctx.max_body} bytes")
+    try:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _bad(ctx, request, endpoint, 400, f"body is not valid JSON: {exc}")
+    try:
+        outcome = admit(endpoint, review, ctx.policies.current, ctx.view, today=ctx.today())
+    except ReviewError as exc:
+        return _bad(ctx, request, endpoint, 400, f"not a valid AdmissionReview: {exc}")
+    if should_reserve(endpoint, outcome):
+        try:
+            assert outcome.decision is not None
+            ctx.view.reserve(outcome.request, outcome.decision)
+        except Exception:  # noqa: BLE001 - the answer stands; the watch will count the pod
+            log.exception("quota reservation failed", extra={"event": "reserve", "uid": outcome.request.uid})
+    response = web.Response(body=orjson.dumps(outcome.review), content_type=JSON)
+    try:
+        _record(ctx, endpoint, outcome, time.perf_counter() - started)
+    except Exception:  # noqa: BLE001 - observability must not cost the answer
+        log.exception("recording the admission failed")
+    return response
+
+
+def _admission_handler(endpoint: Endpoint):
+    async def handler(request: web.Request) -> web.Response:
+        ctx = request.app[CONTEXT]
+        ctx.in_flight += 1
+        ctx.metrics.in_flight.inc()
+        try:
+            response = await _answer(request, endpoint)
+        finally:
+            ctx.in_flight -= 1
+            ctx.metrics.in_flight.dec()
+        if ctx.draining:
+            response.force_close()
+        return response
+
+    handler.__name__ = f"{endpoint.name}_handler"
+    return handler
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    ready, reason = ctx.readiness()
+    response = web.Response(status=200 if ready else 503, text=reason + "\n")
+    if ctx.draining:
+        response.force_close()
+    return response
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    ctx.metrics.set_synced(ctx.view.synced)
+    return web.Response(body=ctx.metrics.render(), headers={"Content-Type": ctx.metrics.content_type})
+
+
+def create_app(ctx: WebhookContext) -> web.Application:
+    """The application for ``ctx`` (the body limit is enforced by the handlers and by aiohttp)."""
+    app = web.Application(client_max_size=ctx.max_body)
+    app[CONTEXT] = ctx
+    app.router.add_post("/mutate", _admission_handler(MUTATE))
+    app.router.add_post("/validate", _admission_handler(VALIDATE))
+    app.router.add_get("/healthz", healthz, allow_head=True)
+    app.router.add_get("/readyz", readyz, allow_head=True)
+    app.router.add_get("/metrics", metrics_page)
+    return app

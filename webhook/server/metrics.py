@@ -1,0 +1,109 @@
+"""Prometheus metrics, on a registry of our own (never prometheus_client's global one).
+
+=============================================================  =========================================
+``tenantguard_admission_requests_total{endpoint,tenant,decision}``  reviews answered; decision: allowed |
+                                                                   denied | error (fail posture applied)
+``tenantguard_admission_duration_seconds{endpoint}``               histogram, body read to response built;
+                                                                   buckets from 100 µs
+``tenantguard_admission_bad_requests_total{endpoint,code}``         400/413 answers (malformed reviews)
+``tenantguard_admission_in_flight``                                reviews being answered now
+``tenantguard_policy_violations_total{policy,rule,enforcement}``   findings on /validate (Enforce, Warn,
+                                                                   Audit)
+``tenantguard_policy_reloads_total{result}``                       loads of the policy files (the first
+                                                                   one included): success | failure
+``tenantguard_policy_generation_info{generation}``                 1 for the set being served
+``tenantguard_policy_last_success_timestamp_seconds``              when the served set was loaded
+``tenantguard_tls_cert_expiry_timestamp_seconds``                  notAfter of the serving certificate
+``tenantguard_tls_cert_reloads_total{result}``                     certificate loads: success | failure
+``tenantguard_cluster_view_synced``                                1 when the cluster view is synced
+=============================================================  =========================================
+
+``tenant`` is the TenantPolicy name ("" when no tenant claims the namespace): bounded by
+the policies, like ``policy`` and ``rule``.
+
+With ``--workers N`` the processes share one port, so a scrape reaches any one of them:
+prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by the worker
+supervisor before the workers start) makes every worker's ``/metrics`` report all of
+them: counters and histograms summed, gauges as their mode says (generation per pid,
+certificate expiry and synced as the minimum over live workers).
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from webhook.core.plan import PolicySet
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05,
+                   0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """Every metric of one server process. ``multiprocess_dir``: see the module docstring."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, *, multiprocess_dir: str | None = None):
+        self.multiprocess_dir = multiprocess_dir
+        # multiprocess mode: values live in the directory's mmap files; nothing registers in-process
+        reg = None if multiprocess_dir else CollectorRegistry()
+        self.registry = reg
+        self.requests = Counter("tenantguard_admission_requests", "AdmissionReviews answered.",
+                                ["endpoint", "tenant", "decision"], registry=reg)
+        self.latency = Histogram("tenantguard_admission_duration_seconds",
+                                 "Time from the request to the response, body read and parsed included.",
+                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=reg)
+        self.bad_requests = Counter("tenantguard_admission_bad_requests", "Malformed reviews refused (4xx).",
+                                    ["endpoint", "code"], registry=reg)
+        self.in_flight = Gauge("tenantguard_admission_in_flight", "Reviews being answered.",
+                               registry=reg, multiprocess_mode="livesum")
+        self.violations = Counter("tenantguard_policy_violations", "Policy findings on /validate.",
+                                  ["policy", "rule", "enforcement"], registry=reg)
+        self.policy_reloads = Counter("tenantguard_policy_reloads", "Loads of the policy files.", ["result"],
+                                      registry=reg)
+        self.policy_generation = Gauge("tenantguard_policy_generation_info",
+                                       "The policy set being served (content hash).", ["generation"],
+                                       registry=reg, multiprocess_mode="liveall")
+        self.policy_loaded_at = Gauge("tenantguard_policy_last_success_timestamp_seconds",
+                                      "When the policy set being served was loaded.", registry=reg,
+                                      multiprocess_mode="livemin")
+        self.cert_expiry = Gauge("tenantguard_tls_cert_expiry_timestamp_seconds",
+                                 "notAfter of the serving certificate.", registry=reg, multiprocess_mode="livemin")
+        self.cert_reloads = Counter("tenantguard_tls_cert_reloads", "Loads of the serving certificate.", ["result"],
+                                    registry=reg)
+        self.cluster_synced = Gauge("tenantguard_cluster_view_synced", "1 when the cluster view is synced.",
+                                    registry=reg, multiprocess_mode="livemin")
+        self._generation: str | None = None
+
+    # --- listeners (PolicyStore, CertReloader, cluster view) -------------------------------------
+    def policy_reloaded(self, ok: bool, policies: PolicySet | None) -> None:
+        self.policy_reloads.labels("success" if ok else "failure").inc()
+        if not ok or policies is None:
+            return
+        if self._generation is not None and self._generation != policies.generation:
+            self.policy_generation.labels(self._generation).set(0)  # multiprocess files keep removed children
+            self.policy_generation.remove(self._generation)
+        self._generation = policies.generation
+        self.policy_generation.labels(policies.generation).set(1)
+        self.policy_loaded_at.set(time.time())
+
+    def cert_loaded(self, ok: bool, not_after: float | None) -> None:
+        self.cert_reloads.labels("success" if ok else "failure").inc()
+        if ok and not_after is not None:
+            self.cert_expiry.set(not_after)
+
+    def set_synced(self, synced: bool) -> None:
+        self.cluster_synced.set(1 if synced else 0)
+
+    # --- exposition -------------------------------------------------------------------------------
+    def render(self) -> bytes:
+        if self.multiprocess_dir:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+            return generate_latest(registry)
+        assert self.registry is not None
+        return generate_latest(self.registry)

@@ -1,0 +1,207 @@
+"""One server process: :class:`WebhookServer` (start, drain, stop) and :func:`run` (its main).
+
+Lifecycle of a process::
+
+    start     load policies (refuse to start on a bad set: exit 2), load the certificate,
+              start the cluster view, listen (HTTPS only); /readyz turns 200 once the view
+              is synced. A watcher polls the policy and certificate files every
+              ``reload_interval`` seconds and keeps the synced gauge current.
+    SIGTERM   drain: /readyz answers 503 at once and every answer carries
+    (SIGINT)  ``Connection: close``; after ``shutdown_delay`` seconds (0 by default: the
+              chart's preStop sleep already took the pod out of the Service) the port is
+              closed, idle keep-alive connections are closed, in-flight requests get up to
+              ``grace_period`` seconds to finish, then the view stops and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Callable
+
+from aiohttp import web
+
+from webhook.server.app import WebhookContext, create_app
+from webhook.server.cluster_view import ClusterView, build_cluster_view
+from webhook.server.metrics import Metrics
+from webhook.server.policy_store import PolicyStore
+from webhook.server.settings import ServerSettings
+from webhook.server.tls import CertReloader
+
+log = logging.getLogger("tenantguard.server")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class WebhookServer:
+    """The webhook in this process, as an async context manager (``async with WebhookServer(s) as srv``)."""
+
+    def __init__(self, settings: ServerSettings, *, policies: PolicyStore | None = None,
+                 view: ClusterView | None = None, certs: CertReloader | None = None,
+                 metrics: Metrics | None = None):
+        self.settings = settings
+        self.metrics = metrics or Metrics(multiprocess_dir=os.environ.get(MULTIPROC_ENV))
+        self.policies = policies or PolicyStore(settings.policies, listener=self.metrics)
+        self.certs = certs or CertReloader(settings.cert, settings.key, client_ca=settings.client_ca,
+                                           listener=self.metrics)
+        self.view = view if view is not None else build_cluster_view(settings)
+        self.context = WebhookContext(self.policies, self.view, self.metrics, max_body=settings.max_body)
+        self._runner: web.AppRunner | None = None
+        self._watcher: asyncio.Task | None = None
+        self._drained: asyncio.Event | None = None
+        self._draining: asyncio.Task | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._runner is not None, "not started"
+        return int(self._runner.addresses[0][1])
+
+    @property
+    def ready(self) -> bool:
+        return self.context.readiness()[0]
+
+    async def start(self) -> None:
+        """Load, listen, watch. Raises PolicyError / OSError / ssl.SSLError when it cannot serve."""
+        if not self.policies.loaded:
+            self.policies.load()
+        ssl_context = self.certs.load()
+        await self.view.start()
+        self.metrics.set_synced(self.view.synced)
+        runner = web.AppRunner(create_app(self.context), handle_signals=False, access_log=None,
+                               shutdown_timeout=self.settings.grace_period)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=ssl_context,
+                           reuse_port=self.settings.workers > 1 or None, backlog=1024)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            await self.view.stop()
+            raise
+        self._runner = runner
+        self._drained = asyncio.Event()
+        self._watcher = asyncio.create_task(self._watch(), name="tenantguard-watch")
+        log.info("serving", extra={"event": "start", "host": self.settings.host, "port": self.port,
+                                   "generation": self.policies.generation, "pid": os.getpid(),
+                                   "worker": self.settings.worker_index, "client_ca": bool(self.settings.client_ca)})
+
+    async def _watch(self) -> None:
+        interval = self.settings.reload_interval
+        while True:
+            await asyncio.sleep(interval)
+            for step in (self.policies.reload_if_changed, self._cert_step, self._synced_step):
+                try:
+                    result = step()
+                    if asyncio.iscoroutine(result):
+                        await result
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the watcher never dies
+                    log.exception("watcher step failed", extra={"event": "watch"})
+
+    def _cert_step(self) -> None:
+        self.certs.reload_if_changed()
+
+    def _synced_step(self) -> None:
+        self.metrics.set_synced(self.view.synced)
+
+    def drain(self) -> asyncio.Task:
+        """Begin draining (idempotent); the returned task finishes when the server has stopped."""
+        if self._draining is None:
+            self.context.draining = True
+            log.info("draining: not ready, closing keep-alive connections, finishing in-flight requests",
+                     extra={"event": "drain", "in_flight": self.context.in_flight,
+                            "grace_period": self.settings.grace_period})
+            self._draining = asyncio.create_task(self._stop(), name="tenantguard-drain")
+        return self._draining
+
+    async def _stop(self) -> None:
+        if self.settings.shutdown_delay > 0:
+            await asyncio.sleep(self.settings.shutdown_delay)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            try:
+                await self._watcher
+            except asyncio.CancelledError:
+                pass
+        if self._runner is not None:
+            await self._runner.cleanup()  # stop listening, close idle, wait in-flight up to grace_period
+        await self.view.stop()
+        log.info("stopped", extra={"event": "stop"})
+        if self._drained is not None:
+            self._drained.set()
+
+    async def wait_stopped(self) -> None:
+        assert self._drained is not None, "not started"
+        await self._drained.wait()
+
+    async def __aenter__(self) -> "WebhookServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.drain()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+async def serve(settings: ServerSettings, on_started: Callable[[WebhookServer], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain."""
+    server = WebhookServer(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        if on_started is not None:
+            on_started(server)
+        await stop.wait()
+        log.info("signal received", extra={"event": "signal"})
+
+
+def run(settings: ServerSettings, on_started: Callable[[WebhookServer], None] | None = None) -> None:
+    """Run one server process to completion (its own event loop; uvloop when installed)."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(settings, on_started))
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """How `tenantguard serve` reports a failure to start (2: bad input, 1: environment)."""
+    from webhook.policy.loader import PolicyError
+    from webhook.server.cluster_view import ClusterViewError
+
+    if isinstance(exc, (PolicyError, ClusterViewError)):
+        return 2
+    return 1
+
+
+def describe_start_failure(exc: BaseException) -> list[str]:
+    from webhook.policy.loader import PolicyError
+
+    if isinstance(exc, PolicyError):
+        return [f"error: {line}" for line in exc.errors]
+    if isinstance(exc, OSError) and exc.filename:
+        return [f"tenantguard serve: {exc.filename}: {exc.strerror}"]
+    return [f"tenantguard serve: {exc}"]
+
+
+def main_for_worker(settings: ServerSettings) -> None:
+    """Entry point of a worker process started by webhook.server.workers (spawn)."""
+    from webhook.server import logs
+
+    logs.configure(settings.log_level)
+    try:
+        run(settings)
+    except Exception as exc:  # noqa: BLE001 - report and exit like the single-process server
+        for line in describe_start_failure(exc):
+            print(line, file=sys.stderr)
+        raise SystemExit(exit_code_for(exc)) from None
