@@ -4,10 +4,11 @@ plus a property test against the sidecar KEP formula and malformed-input robustn
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 import yaml
@@ -30,7 +31,7 @@ from webhook.core.pod_resources import (
 from webhook.core.quantity import parse_quantity
 
 VECTORS: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "data" / "pod_resources_vectors.yaml").read_text())
-NOW = datetime(2025, 1, 1, 0, 1, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 0, 1, 0, tzinfo=UTC)
 
 
 def decimals(resources: Mapping[str, Any]) -> dict[str, Decimal]:

@@ -201,12 +201,12 @@ CASES: dict[str, list[Case]] = {
     ],
     "hostNamespaces": [
         ("baseline", "v1.0", {}, spec(hostNetwork=False, hostPID=False, hostIPC=False), None, None),
-        ("baseline", "v1.0", {}, spec(hostNetwork=True), "host namespaces", "hostNetwork"),
-        ("baseline", "v1.0", {}, spec(hostPID=True), "host namespaces", "hostPID"),
-        ("baseline", "v1.0", {}, spec(hostIPC=True), "host namespaces", "hostIPC"),
+        ("baseline", "v1.0", {}, spec(hostNetwork=True), "host namespaces", "hostNetwork=true"),
+        ("baseline", "v1.0", {}, spec(hostPID=True), "host namespaces", "hostPID=true"),
+        ("baseline", "v1.0", {}, spec(hostIPC=True), "host namespaces", "hostIPC=true"),
         ("baseline", "latest", {}, spec(hostPID=True, hostNetwork=True, hostIPC=True),
-         "host namespaces", "hostIPC, hostNetwork, hostPID"),
-        ("restricted", "latest", {}, rspec(hostNetwork=True), "host namespaces", "hostNetwork"),
+         "host namespaces", "hostNetwork=true, hostPID=true, hostIPC=true"),
+        ("restricted", "latest", {}, rspec(hostNetwork=True), "host namespaces", "hostNetwork=true"),
     ],
     "privileged": [
         ("baseline", "v1.0", {}, spec(c("a", {"privileged": False})), None, None),
@@ -569,7 +569,7 @@ def test_format_failures_orders_baseline_before_restricted_and_prints_the_versio
     pod_spec = spec(c("app", {"privileged": True}), hostPID=True)
     failures = evaluate("restricted", "v1.25", {}, pod_spec)
     message = format_failures("restricted", "v1.25", failures)
-    assert message.startswith('violates PodSecurity "restricted:v1.25": host namespaces (hostPID), '
+    assert message.startswith('violates PodSecurity "restricted:v1.25": host namespaces (hostPID=true), '
                               'privileged (container "app" must not set securityContext.privileged=true), '
                               "allowPrivilegeEscalation != false")
     assert format_failures("baseline", "latest", []) == ""

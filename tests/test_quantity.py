@@ -85,7 +85,7 @@ def test_surrounding_whitespace_is_trimmed_like_json_decoding(text: str, expecte
 
 
 @pytest.mark.parametrize("number,expected", VECTORS["json_numbers"], ids=ids(VECTORS["json_numbers"]))
-def test_json_numbers(number: int | float, expected: str) -> None:
+def test_json_numbers(number: int | float, expected: str) -> None:  # noqa: PYI041 (ints are JSON integers)
     assert canonical(number) == expected
     assert parse_quantity(number) == parse_quantity(expected)
 
@@ -243,7 +243,7 @@ def test_core_modules_do_not_import_forbidden_packages() -> None:
 
 # --- differential test against the kubernetes Python client ------------------------------------
 
-from kubernetes.utils.quantity import parse_quantity as k8s_parse  # noqa: E402  (tests only)
+from kubernetes.utils.quantity import parse_quantity as k8s_parse
 
 _NANO = Decimal("1e-9")
 _BINARY = ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
@@ -281,7 +281,7 @@ _quantity = st.builds(
 _noise = st.text(alphabet="0123456789.+-eEinumkKMGTPi _xX\t", max_size=14)
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(_quantity, _noise))
 @example("1.5Gi")
 @example("0.0000000001")

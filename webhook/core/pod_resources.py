@@ -18,26 +18,27 @@ only a quantity that does not parse raises :class:`QuantityError`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 from webhook.core.quantity import QuantityError, exact_add, parse_quantity, round_up
 
 __all__ = [
-    "ResourceList",
     "QOSClass",
     "QuantityError",
-    "container_requests",
+    "ResourceList",
     "container_limits",
-    "pod_requests",
-    "pod_limits",
-    "qos_class",
-    "quota_usage",
-    "quota_missing",
+    "container_requests",
     "is_pod_level_resources_set",
     "pod_is_charged",
+    "pod_limits",
+    "pod_requests",
+    "qos_class",
+    "quota_missing",
+    "quota_usage",
 ]
 
 ResourceList = dict[str, Decimal]
@@ -512,7 +513,7 @@ def _parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def pod_is_charged(pod: Any, *, now: datetime | None = None) -> bool:
@@ -533,7 +534,7 @@ def pod_is_charged(pod: Any, *, now: datetime | None = None) -> bool:
     if now is None or deleted is None or isinstance(grace, bool) or not isinstance(grace, int):
         return True
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return not now > deleted + timedelta(seconds=grace)
 
 

@@ -24,16 +24,16 @@ from functools import lru_cache
 from typing import Literal
 
 __all__ = [
-    "QuantityError",
+    "MAX_INT64",
     "Format",
+    "QuantityError",
+    "canonical",
+    "exact_add",
+    "format_quantity",
+    "format_resource",
     "parse_quantity",
     "parse_quantity_format",
-    "format_quantity",
-    "canonical",
     "round_up",
-    "format_resource",
-    "exact_add",
-    "MAX_INT64",
 ]
 
 Format = Literal["DecimalSI", "BinarySI", "DecimalExponent"]
@@ -259,7 +259,7 @@ def _parse_string(raw: str) -> _Parsed:
         raise QuantityError(_ERR_NUMERIC)  # inf.Dec.SetString needs a digit
     value = _round_to_nano(_exact_value(scan, base, exponent, fast, scale))
     value, fmt = _cap_binary(value, fmt)
-    cached = None and text if fast and _reuses_input(scan, exponent, fmt, scale) else None
+    cached = text if fast and _reuses_input(scan, exponent, fmt, scale) else None
     return _Parsed(value, fmt, cached)
 
 
@@ -282,7 +282,7 @@ def _to_text(value: object) -> str:
     raise QuantityError(f"{type(value).__name__} is not a quantity")
 
 
-def _parse(value: str | int | float | Decimal) -> _Parsed:
+def _parse(value: str | float | Decimal) -> _Parsed:
     text = _to_text(value)
     try:
         return _parse_string(text)
@@ -290,7 +290,7 @@ def _parse(value: str | int | float | Decimal) -> _Parsed:
         raise QuantityError(f"{text!r}: {exc}") from None
 
 
-def parse_quantity(value: str | int | float) -> Decimal:
+def parse_quantity(value: str | int | float) -> Decimal:  # noqa: PYI041 (ints are JSON integers)
     """Parse a quantity exactly as the API server decodes it (UnmarshalJSON + ParseQuantity).
 
     Strings follow the upstream grammar (sign, digits, optional fraction, one of
@@ -305,7 +305,7 @@ def parse_quantity(value: str | int | float) -> Decimal:
     return _parse(value).value
 
 
-def parse_quantity_format(value: str | int | float) -> tuple[Decimal, Format]:
+def parse_quantity_format(value: str | int | float) -> tuple[Decimal, Format]:  # noqa: PYI041 (ints are JSON integers)
     """:func:`parse_quantity` plus the format family upstream remembers for printing."""
     parsed = _parse(value)
     return parsed.value, parsed.fmt
@@ -388,7 +388,7 @@ def format_quantity(value: Decimal, fmt: Format) -> str:
     return _format_base10(value, fmt)
 
 
-def canonical(value: str | int | float) -> str:
+def canonical(value: str | int | float) -> str:  # noqa: PYI041 (ints are JSON integers)
     """The string the API server stores for this quantity: ``ParseQuantity(value).String()``.
 
     Prints in the input's format family (``"1.5Gi"`` -> ``"1536Mi"``,

@@ -98,7 +98,7 @@ def _fields(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: 
     req, decision = outcome.request, outcome.decision
     fields = {
         "event": "admission", "endpoint": endpoint.name, "uid": req.uid, "operation": req.operation,
-        "namespace": req.namespace, "kind": req.kind, "name": req.name, "user": req.username,
+        "namespace": req.namespace, "kind": req.kind, "object": req.name, "user": req.username,
         "tenant": decision.tenant if decision is not None else None, "decision": outcome.verdict,
         "rules": rule_ids(decision) if decision is not None else [],
         "warnings": len(decision.warnings) if decision is not None else 0,

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Protocol
 
-from webhook.core.cluster_state import ClusterState, InMemoryClusterState, Usage
+from webhook.core.cluster_state import ClusterState, InMemoryClusterState
 from webhook.core.decision import Decision
 from webhook.core.request import AdmissionRequest
 from webhook.manifests import read_objects
@@ -42,17 +42,14 @@ class ClusterView(ClusterState, Protocol):
     def reserve(self, request: AdmissionRequest, decision: Decision) -> None: ...
 
 
-class StaticClusterView:
+class StaticClusterView(InMemoryClusterState):
     """An in-memory snapshot as a view: synced from the start, never changes, reserves nothing."""
 
     synced = True
 
-    def __init__(self, state: InMemoryClusterState | None = None):
-        self.state = state if state is not None else InMemoryClusterState()
-
     @classmethod
     def from_files(cls, paths: Iterable[str]) -> "StaticClusterView":
-        state = InMemoryClusterState()
+        view = cls()
         paths = list(paths)
         if paths:
             try:
@@ -60,8 +57,15 @@ class StaticClusterView:
             except InputError as exc:
                 raise ClusterViewError(f"--cluster-state: {exc}") from None
             for item in objects:
-                state.add_object(item.obj)
-        return cls(state)
+                view.add_object(item.obj)
+        return view
+
+    @classmethod
+    def of(cls, state: InMemoryClusterState) -> "StaticClusterView":
+        """A view over an existing in-memory state (tests: the golden suites' cluster state)."""
+        view = cls()
+        view.__dict__.update(vars(state))
+        return view
 
     async def start(self) -> None:
         return None
@@ -71,22 +75,6 @@ class StaticClusterView:
 
     def reserve(self, request: AdmissionRequest, decision: Decision) -> None:
         return None
-
-    # --- ClusterState -----------------------------------------------------------------------------
-    def namespaces(self) -> Iterable[str]:
-        return self.state.namespaces()
-
-    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
-        return self.state.namespace_labels(namespace)
-
-    def namespace_usage(self, namespace: str) -> Usage:
-        return self.state.namespace_usage(namespace)
-
-    def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
-        return self.state.network_policies(namespace)
-
-    def resource_quotas(self, namespace: str) -> Sequence[Mapping[str, Any]]:
-        return self.state.resource_quotas(namespace)
 
 
 # Names the watch-backed view may go by in webhook.cluster, a factory function first.

@@ -5,7 +5,7 @@ the ``extra={...}`` fields of the call are merged in. One line per admission::
 
     {"ts":"2025-01-01T12:00:00.123Z","level":"info","logger":"tenantguard.admission",
      "msg":"admission","event":"admission","endpoint":"validate","uid":"...","operation":"CREATE",
-     "namespace":"shop","kind":"Pod","name":"web-1","tenant":"customer-a","decision":"denied",
+     "namespace":"shop","kind":"Pod","object":"web-1","tenant":"customer-a","decision":"denied",
      "rules":["cluster-baseline/podSecurity"],"warnings":0,"patch_ops":0,"dry_run":false,
      "generation":"5f0c...","latency_ms":0.41}
 

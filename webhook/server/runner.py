@@ -92,7 +92,7 @@ class WebhookServer:
         interval = self.settings.reload_interval
         while True:
             await asyncio.sleep(interval)
-            for step in (self.policies.reload_if_changed, self._cert_step, self._synced_step):
+            for step in (self.policies.reload_if_changed, self._cert_step, self._synced_step, self._parent_step):
                 try:
                     result = step()
                     if asyncio.iscoroutine(result):
@@ -107,6 +107,12 @@ class WebhookServer:
 
     def _synced_step(self) -> None:
         self.metrics.set_synced(self.view.synced)
+
+    def _parent_step(self) -> None:
+        parent = self.settings.parent_pid
+        if parent is not None and os.getppid() != parent and self._draining is None:
+            log.error("the worker supervisor is gone; draining", extra={"event": "orphaned"})
+            self.drain()
 
     def drain(self) -> asyncio.Task:
         """Begin draining (idempotent); the returned task finishes when the server has stopped."""
@@ -164,8 +170,13 @@ async def serve(settings: ServerSettings, on_started: Callable[[WebhookServer], 
     async with server:
         if on_started is not None:
             on_started(server)
-        await stop.wait()
-        log.info("signal received", extra={"event": "signal"})
+        signalled = asyncio.create_task(stop.wait())
+        stopped = asyncio.create_task(server.wait_stopped())
+        await asyncio.wait({signalled, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if signalled.done():
+            log.info("signal received", extra={"event": "signal"})
+        for task in (signalled, stopped):
+            task.cancel()
 
 
 def run(settings: ServerSettings, on_started: Callable[[WebhookServer], None] | None = None) -> None:

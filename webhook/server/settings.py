@@ -24,8 +24,8 @@ class ServerSettings:
     shutdown_delay: float = 0.0  # seconds to keep answering (unready, Connection: close) before closing the port
     log_level: str = "info"
     max_body: int = MAX_BODY_BYTES
-    metrics_dir: str | None = None  # Prometheus multiprocess directory (set by the worker supervisor)
-    worker_index: int = field(default=0, compare=False)
+    worker_index: int = field(default=0, compare=False)  # set by the worker supervisor
+    parent_pid: int | None = field(default=None, compare=False)  # a worker drains when its parent is gone
 
     @property
     def watches_cluster(self) -> bool:

@@ -17,12 +17,8 @@ EMPTY: Mapping[str, Any] = {}
 CONTAINER_LISTS: tuple[str, ...] = ("initContainers", "containers", "ephemeralContainers")
 
 
-def obj(value: Any) -> Mapping[str, Any] | None:
-    """A nested object, or None when absent/null (a nil pointer)."""
-    return value if isinstance(value, dict) else None
-
-
 def sub(parent: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    """A nested object, or None when absent/null (a nil pointer)."""
     if parent is None:
         return None
     value = parent.get(key)

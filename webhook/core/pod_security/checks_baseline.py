@@ -64,10 +64,12 @@ def windows_host_process_1_0(metadata: Meta, spec: Spec) -> Finding | None:
 # --- hostNamespaces ---------------------------------------------------------------------------------
 
 def host_namespaces_1_0(metadata: Meta, spec: Spec) -> Finding | None:
-    used = sorted(name for name in ("hostNetwork", "hostPID", "hostIPC") if is_true(spec.get(name)))
+    # upstream order and wording: hostNetwork=true, hostPID=true, hostIPC=true
+    used = [name for name in ("hostNetwork", "hostPID", "hostIPC") if is_true(spec.get(name))]
     if not used:
         return None
-    return Finding("host namespaces", ", ".join(used), (), tuple(f"spec.{name}" for name in used), True)
+    return Finding("host namespaces", ", ".join(f"{name}=true" for name in used), (),
+                   tuple(f"spec.{name}" for name in used), True)
 
 
 # --- privileged ---------------------------------------------------------------------------------------

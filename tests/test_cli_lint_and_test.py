@@ -1,0 +1,90 @@
+"""`tenantguard lint` and `tenantguard test` as users run them; shipped files stay valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import k8s_schema
+from tests.conftest import EXAMPLES, GOLDEN, POLICIES, run_cli
+from webhook.core.cluster_state import InMemoryClusterState
+from webhook.dryrun import run
+from webhook.manifests import read_objects
+from webhook.policy import load_policies
+
+CLUSTER = "apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: base}\nspec:\n"
+TENANT = "apiVersion: tenantguard.io/v1alpha1\nkind: TenantPolicy\nmetadata: {name: t}\nspec:\n  namespaces: [t]\n"
+
+
+def test_shipped_policies_lint_clean() -> None:
+    result = run_cli("lint", "--strict", str(POLICIES))
+    assert result.code == 0, result.out + result.err
+    assert "ok" in result.out
+
+
+def test_lint_errors_exit_2_with_location(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TENANT + "  rules: {qosClass: Gold}\n")
+    result = run_cli("lint", str(bad))
+    assert result.code == 2
+    assert f"{bad}: document 1: spec.rules.qosClass: must be one of" in result.err
+
+
+def test_lint_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(CLUSTER + "  rules: {podSecurity: restricted, qosClass: Burstable}\n"
+                    "  exemptions: [{namespaces: [a]}, {namespaces: [b], reason: old, expires: 2020-01-01}]\n---\n" +
+                    TENANT + "  rules: {podSecurity: baseline, qosClass: BestEffort}\n")
+    result = run_cli("lint", str(path))
+    assert result.code == 0
+    assert "spec.exemptions[0]: no reason given" in result.out
+    assert "spec.exemptions[1]: expired on 2020-01-01" in result.out
+    assert "spec.rules.podSecurity: baseline is looser than restricted in ClusterPolicy base" in result.out
+    assert "spec.rules.qosClass: BestEffort is looser than Burstable" in result.out
+    assert run_cli("lint", "--strict", str(path)).code == 2
+
+
+def test_policy_test_command_exit_codes(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(TENANT + "  rules: {requireLimits: [cpu]}\n")
+    suite = tmp_path / "suite.yaml"
+    body = ("apiVersion: tenantguard.io/v1alpha1\nkind: PolicyTest\nmetadata: {name: s}\nspec:\n"
+            "  policies: [p.yaml]\n  namespace: t\n  cases:\n  - name: denied without limits\n"
+            "    object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: i}]}}\n"
+            "    expect: {allowed: EXPECTED, violations: [{rule: requireLimits, container: c}]}\n")
+    suite.write_text(body.replace("EXPECTED", "false"))
+    ok = run_cli("test", "--color", "never", "-v", str(tmp_path))
+    assert ok.code == 0 and "PASS" in ok.out and "1 cases: 1 passed, 0 failed" in ok.out
+    suite.write_text(body.replace("EXPECTED", "true"))
+    failed = run_cli("test", "--color", "never", str(suite))
+    assert failed.code == 1 and "FAIL" in failed.out and "allowed: expected True, got False" in failed.out
+    suite.write_text(body.replace("expect:", "expectt:"))
+    invalid = run_cli("test", str(suite))
+    assert invalid.code == 2 and "spec.cases[0].expectt: unknown field" in invalid.err
+    assert run_cli("test", str(tmp_path / "none")).code == 2
+
+
+def test_shipped_golden_suites_pass_through_the_cli() -> None:
+    result = run_cli("test", "--color", "never", str(GOLDEN / "shipped"))
+    assert result.code == 0, result.out
+
+
+@pytest.fixture(scope="module")
+def example_results():
+    return run(read_objects([str(EXAMPLES)]), load_policies([POLICIES]), InMemoryClusterState())
+
+
+def test_every_mutated_example_is_valid_kubernetes(example_results) -> None:
+    assert example_results
+    for result in example_results:
+        k8s_schema.assert_valid(result.obj)
+
+
+def test_examples_verdicts(example_results) -> None:
+    verdicts = {(r.obj["kind"], r.obj["metadata"]["name"]): r.decision.allowed for r in example_results}
+    assert [k for k, allowed in verdicts.items() if not allowed] == [
+        ("Pod", "debug"), ("Pod", "more-training"), ("Deployment", "quote-cache")]
+    for r in example_results:
+        if r.obj["kind"] == "Pod" and r.decision.tenant:
+            assert r.decision.tenant == r.request.namespace.split("-")[0] or r.decision.tenant == "customer-a"

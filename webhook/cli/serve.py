@@ -1,0 +1,175 @@
+"""`tenantguard serve`: the admission webhook (HTTPS only).
+
+    tenantguard serve --policies PATH [--cert FILE --key FILE] [--port 8443] [--workers N]
+                      [--client-ca FILE] [--host 0.0.0.0] [--cluster-state FILE | --kubeconfig FILE | --in-cluster]
+
+Without ``--cert/--key`` a throwaway self-signed pair is written (``--tls-dir`` or a new
+temporary directory) for a local trial, and the CA path is printed with ready-to-paste
+curl commands. Logs are JSON lines on stderr; the start banner goes to stdout.
+
+Exit codes: 0 stopped by SIGTERM/SIGINT after draining; 2 bad policies or flags (every
+error on stderr, as `tenantguard lint` prints them); 1 could not serve (port in use,
+unreadable certificate, ...). See docs/server.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from webhook.server.settings import ServerSettings
+
+NAME = "serve"
+HELP = "run the admission webhook server"
+
+SAMPLE_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "tenantguard-demo", "namespace": "default"},
+    "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}]},
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policies", "-p", action="append", required=True, metavar="PATH",
+                        help="policy file or directory (repeatable); reloaded when it changes")
+    parser.add_argument("--cert", metavar="FILE", help="serving certificate (PEM); reloaded when it changes")
+    parser.add_argument("--key", metavar="FILE", help="its private key (PEM)")
+    parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes sharing the port with SO_REUSEPORT (default 1)")
+    parser.add_argument("--client-ca", metavar="FILE",
+                        help="require client certificates signed by this CA (mutual TLS with the API server)")
+    view = parser.add_argument_group("cluster view (quota usage, namespace labels, NetworkPolicies)")
+    view.add_argument("--cluster-state", action="append", default=[], metavar="FILE",
+                      help="static view: Pods/Namespaces/ResourceQuotas/NetworkPolicies (YAML; repeatable)")
+    view.add_argument("--kubeconfig", metavar="FILE", help="watch the cluster this kubeconfig names")
+    view.add_argument("--in-cluster", action="store_true", help="watch the cluster we run in (service account)")
+    ops = parser.add_argument_group("operations")
+    ops.add_argument("--tls-dir", type=Path, metavar="DIR",
+                     help="where the throwaway pair goes when --cert/--key are not given (default: a new temp dir)")
+    ops.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
+                     help="how often policy and certificate files are checked for changes (default 1)")
+    ops.add_argument("--grace-period", type=float, default=15.0, metavar="SECONDS",
+                     help="time in-flight requests get to finish after SIGTERM (default 15)")
+    ops.add_argument("--shutdown-delay", type=float, default=0.0, metavar="SECONDS",
+                     help="after SIGTERM, keep answering (unready) this long before closing the port "
+                          "(default 0: the chart's preStop sleep does this)")
+    ops.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+
+
+def _flag_errors(args: argparse.Namespace) -> list[str]:
+    errors = []
+    if bool(args.cert) != bool(args.key):
+        errors.append("--cert and --key go together")
+    if args.workers < 1:
+        errors.append("--workers must be at least 1")
+    if args.workers > 1 and args.port == 0:
+        errors.append("--port 0 cannot be shared by several --workers")
+    if not 0 <= args.port <= 65535:
+        errors.append(f"--port {args.port} is not a port")
+    if args.cluster_state and (args.kubeconfig or args.in_cluster):
+        errors.append("--cluster-state is a static view; it cannot be combined with --kubeconfig/--in-cluster")
+    if args.reload_interval <= 0 or args.grace_period < 0 or args.shutdown_delay < 0:
+        errors.append("--reload-interval must be positive, --grace-period and --shutdown-delay not negative")
+    return errors
+
+
+def _local_host(host: str) -> str:
+    return "localhost" if host in ("0.0.0.0", "::", "") else host
+
+
+def _throwaway(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
+    from webhook.server.tls import throwaway_pair
+
+    out = args.tls_dir or Path(tempfile.mkdtemp(prefix="tenantguard-tls-"))
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    if _local_host(args.host) not in hosts:
+        hosts.append(_local_host(args.host))
+    ca, cert, key = throwaway_pair(hosts, out)
+    sample = out / "review.json"
+    sample.write_text(json.dumps({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "00000000-0000-0000-0000-000000000001",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": SAMPLE_POD["metadata"]["namespace"], "name": SAMPLE_POD["metadata"]["name"],
+            "operation": "CREATE", "userInfo": {"username": "demo", "groups": ["system:authenticated"]},
+            "object": SAMPLE_POD, "dryRun": False,
+        },
+    }, indent=2) + "\n")
+    return ca, cert, key, sample
+
+
+def _banner(url: str, ca: Path | None, sample: Path | None, policies: list[str], workers: int) -> str:
+    lines = [f"tenantguard serving {url} ({workers} worker{'s' if workers != 1 else ''}); logs: JSON on stderr"]
+    if ca is not None and sample is not None:
+        lines += [
+            f"throwaway self-signed certificate for a local trial; CA: {ca}",
+            "try:",
+            f"  curl --cacert {ca} {url}/readyz",
+            f"  curl --cacert {ca} -H 'Content-Type: application/json' --data @{sample} {url}/mutate",
+            f"  curl --cacert {ca} -H 'Content-Type: application/json' --data @{sample} {url}/validate",
+            f"  curl --cacert {ca} {url}/metrics",
+            "the same review offline:",
+            f"  tenantguard dry-run {' '.join('--policies ' + p for p in policies)} {sample}",
+        ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    errors = _flag_errors(args)
+    if errors:
+        for e in errors:
+            print(f"tenantguard serve: {e}", file=sys.stderr)
+        return 2
+    from webhook.server import logs, runner
+
+    ca = sample = None
+    cert, key = args.cert, args.key
+    if not cert:
+        try:
+            ca, cert_path, key_path, sample = _throwaway(args)
+        except Exception as exc:  # noqa: BLE001 - CertError, OSError: say it, exit 1
+            print(f"tenantguard serve: cannot write a throwaway certificate: {exc}", file=sys.stderr)
+            return 1
+        cert, key = str(cert_path), str(key_path)
+    settings = ServerSettings(
+        policies=tuple(args.policies), cert=cert, key=key, host=args.host, port=args.port, workers=args.workers,
+        client_ca=args.client_ca, cluster_state=tuple(args.cluster_state), kubeconfig=args.kubeconfig,
+        in_cluster=args.in_cluster, reload_interval=args.reload_interval, grace_period=args.grace_period,
+        shutdown_delay=args.shutdown_delay, log_level=args.log_level,
+    )
+    logs.configure(settings.log_level)
+
+    def announce(port: int) -> None:
+        print(_banner(f"https://{_local_host(args.host)}:{port}", ca, sample, args.policies, settings.workers),
+              flush=True)
+
+    try:
+        if settings.workers == 1:
+            runner.run(settings, on_started=lambda server: announce(server.port))
+            return 0
+        _preflight(settings)
+        from webhook.server import workers
+
+        return workers.supervise(settings, on_started=lambda: announce(settings.port))
+    except Exception as exc:  # noqa: BLE001 - a refusal to start, reported like the other subcommands
+        for line in runner.describe_start_failure(exc):
+            print(line, file=sys.stderr)
+        return runner.exit_code_for(exc)
+
+
+def _preflight(settings: ServerSettings) -> None:
+    """Refuse to start N workers on policies or a certificate none of them could load."""
+    from webhook.policy.loader import load_policies
+    from webhook.server.tls import CertReloader
+
+    load_policies(settings.policies)
+    CertReloader(settings.cert, settings.key, client_ca=settings.client_ca).load()
