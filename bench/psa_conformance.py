@@ -14,16 +14,25 @@ never-merged checks) are counted apart, not judged.
 
     .venv/bin/python bench/psa_conformance.py /tmp/psa-corpus [-v]
 
+Without ROOT, the corpus is first generated (into a temporary directory, or into
+``--write DIR``) from our transcription of upstream's fixture generators,
+``tests/data/pod_security/fixtures.yaml`` (see ``tests/data/pod_security/corpus.py``)::
+
+    .venv/bin/python bench/psa_conformance.py [-v] [--write DIR]
+
 Exit status 0 when every judged fixture agrees and every failure names its check.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
@@ -60,6 +69,21 @@ def overriders(level: str, minor: int, check_id: str) -> set[str]:
     return out
 
 
+CORPUS_PY = Path(__file__).resolve().parent.parent / "tests" / "data" / "pod_security" / "corpus.py"
+
+
+def corpus_module() -> ModuleType:
+    """``tests/data/pod_security/corpus.py``, loaded by path (tests/ is not an installed package)."""
+    name = "tenantguard_psa_corpus"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, CORPUS_PY)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def load(path: Path) -> dict[str, Any]:
     doc = yaml.safe_load(path.read_text())
     return doc if isinstance(doc, dict) else {}
@@ -67,14 +91,30 @@ def load(path: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("root", type=Path)
+    parser.add_argument("root", type=Path, nargs="?", help="a testdata tree; default: generate ours")
+    parser.add_argument("--write", type=Path, help="where to generate the corpus (default: a temporary directory)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every disagreement")
     args = parser.parse_args(argv)
+    if args.root is not None:
+        return judge(args.root, args.verbose)
+    if args.write is not None:
+        count = corpus_module().Corpus().write(args.write)
+        print(f"generated {count} fixtures under {args.write}")
+        return judge(args.write, args.verbose)
+    with tempfile.TemporaryDirectory(prefix="psa-corpus-") as tmp:
+        count = corpus_module().Corpus().write(Path(tmp))
+        print(f"generated {count} fixtures from tests/data/pod_security/fixtures.yaml")
+        return judge(Path(tmp), args.verbose)
+
+
+def judge(root: Path, verbose: bool) -> int:
+    """Evaluate every fixture under ``root``; print the per-version and per-check tables."""
 
     stats: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     unknown: dict[str, int] = defaultdict(int)
     problems: list[str] = []
-    for path in sorted(args.root.glob("*/v1.*/*/*.yaml")):
+    per_check: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for path in sorted(root.glob("*/v1.*/*/*.yaml")):
         level, version, kind = path.parts[-4], path.parts[-3], path.parts[-2]
         if level not in ("baseline", "restricted") or kind not in ("pass", "fail"):
             continue
@@ -87,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         minor = parse_version(version)
         row = stats[(level, minor)]
         row[kind] += 1
-        rel = path.relative_to(args.root)
+        per_check[(check, level)][kind] += 1
+        rel = path.relative_to(root)
         if kind == "pass":
             if not failures:
                 row["pass_ok"] += 1
@@ -118,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{total['named']}/{total['fail']}")
     if unknown:
         print("not judged (no such check id today): " + ", ".join(f"{k}={v}" for k, v in sorted(unknown.items())))
+    print(f"\n{'check':<28} {'baseline pass/fail':>19} {'restricted pass/fail':>21}")
+    for check in sorted({c for c, _ in per_check}):
+        b, r = per_check[(check, "baseline")], per_check[(check, "restricted")]
+        print(f"{check:<28} {b['pass']:>9}/{b['fail']:<9} {r['pass']:>10}/{r['fail']:<10}")
     if problems:
-        print(f"\n{len(problems)} disagreement(s)" + (":" if args.verbose else " (-v to list)"))
-        if args.verbose:
+        print(f"\n{len(problems)} disagreement(s)" + (":" if verbose else " (-v to list)"))
+        if verbose:
             for line in problems:
                 print("  " + line)
     return 0 if not problems else 1

@@ -112,7 +112,8 @@ class InMemoryClusterState:
             self.add_namespace(name)
 
     def add_pod(self, pod: Mapping[str, Any], namespace: str | None = None) -> None:
-        """Count a pod's usage (terminal pods count nothing); a pod of the same name is replaced."""
+        """Count a pod's usage as ResourceQuota does (a terminal pod counts only toward count/pods); a pod of the
+        same name is replaced."""
         ns = namespace or (pod.get("metadata") or {}).get("namespace") or "default"
         self._ensure_namespace(ns)
         self._counter += 1

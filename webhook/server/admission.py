@@ -1,7 +1,8 @@
 """The one function the server wraps: an endpoint and a review dict in, a response dict out.
 
-No aiohttp, no I/O: the same core the CLI runs (``webhook.core.engine.evaluate``), with
-the phase each endpoint owns, exactly as the API server chains the two webhooks:
+No aiohttp, no I/O: the same core the CLI runs (``webhook.core.engine.evaluate``, through
+the cluster view's ``judge``), with the phase each endpoint owns, exactly as the API
+server chains the two webhooks:
 
 - ``/mutate``   = ``evaluate(mutate=True, validate=False)``: the patch (defaults), plus the
   warnings of the mutation phase (failed defaults, Audit-mode "would set ...");
@@ -25,14 +26,13 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from webhook.core.cluster_state import ClusterState
 from webhook.core.decision import Decision
-from webhook.core.engine import evaluate
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, from_review
 from webhook.core.response import admission_response, error_response
+from webhook.server.cluster_view import ClusterView
 
-__all__ = ["Endpoint", "MUTATE", "VALIDATE", "ENDPOINTS", "Outcome", "admit", "should_reserve", "rule_ids", "warned_rule_ids"]
+__all__ = ["Endpoint", "MUTATE", "VALIDATE", "ENDPOINTS", "Outcome", "admit", "rule_ids", "warned_rule_ids"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,27 +88,20 @@ def _internal_error(endpoint: Endpoint, request: AdmissionRequest, exc: BaseExce
     return error_response(request.uid, request.api_version, 500, message, allowed=False)
 
 
-def admit(endpoint: Endpoint, body: Any, policies: PolicySet, state: ClusterState, *,
+def admit(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView, *,
           today: date | None = None, dumps: Callable[[Any], bytes] = _dumps) -> Outcome:
-    """Answer one AdmissionReview for ``endpoint``; raise ReviewError when ``body`` is not a valid one."""
+    """Answer one AdmissionReview for ``endpoint``; raise ReviewError when ``body`` is not a valid one.
+
+    ``view.judge`` runs the core's ``evaluate`` (and, on /validate, reserves an admitted pod's
+    usage in a watch-backed view; dry-run requests reserve nothing).
+    """
     request = from_review(body, today=today)
     try:
-        decision = evaluate(request, policies, state, mutate=endpoint.mutate, validate=endpoint.validate)
+        decision = view.judge(request, policies, mutate=endpoint.mutate, validate=endpoint.validate)
         review = admission_response(request, decision, include_patch=endpoint.mutate, dumps=dumps)
     except Exception as exc:  # noqa: BLE001 - the fail posture, not a 500
         return Outcome(_internal_error(endpoint, request, exc), request, None, exc)
     return Outcome(review, request, decision)
-
-
-def should_reserve(endpoint: Endpoint, outcome: Outcome) -> bool:
-    """Whether the cluster view should count this admission before its watch sees it.
-
-    Only the final verdict (/validate) of an evaluated, allowed, non-dry-run CREATE:
-    dry-run requests have no side effects (DESIGN §5); the view decides which kinds count.
-    """
-    decision = outcome.decision
-    return (endpoint.validate and decision is not None and decision.allowed and decision.skipped is None
-            and not outcome.request.dry_run and outcome.request.operation == "CREATE")
 
 
 # Warn-mode findings and mutation warnings start with Violation.summary()'s "[policy/rule] ".

@@ -19,6 +19,7 @@ reconnect to another replica.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,8 +30,7 @@ import orjson
 from aiohttp import web
 
 from webhook.core.request import ReviewError
-from webhook.server.admission import MUTATE, VALIDATE, Endpoint, Outcome, admit, rule_ids, should_reserve, \
-    warned_rule_ids
+from webhook.server.admission import MUTATE, VALIDATE, Endpoint, Outcome, admit, rule_ids, warned_rule_ids
 from webhook.server.cluster_view import ClusterView
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
@@ -51,14 +51,37 @@ class WebhookContext:
     today: Callable[[], date] = date.today
     draining: bool = False
     in_flight: int = 0
+    _changed: asyncio.Event | None = field(default=None, repr=False)  # created only while someone waits
+
+    def request_started(self) -> None:
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        if self._changed is not None:
+            self._changed.set()
+
+    def request_finished(self) -> None:
+        self.in_flight -= 1
+        self.metrics.in_flight.dec()
+        if self._changed is not None:
+            self._changed.set()
+
+    async def wait_in_flight(self, predicate: Callable[[int], bool]) -> None:
+        """Until ``predicate(in_flight)`` holds (the drain waits for 0; tests for a request to arrive)."""
+        while not predicate(self.in_flight):
+            self._changed = changed = asyncio.Event()
+            try:
+                await changed.wait()
+            finally:
+                if self._changed is changed:
+                    self._changed = None
 
     def readiness(self) -> tuple[bool, str]:
         if self.draining:
             return False, "draining"
         if not self.policies.loaded:
             return False, "policies not loaded"
-        if not self.view.synced:
-            return False, "cluster view not synced"
+        if not self.view.ready:
+            return False, "cluster view not synced" if not self.view.synced else "cluster view stale"
         return True, f"ok (policies {self.policies.generation})"
 
 
@@ -136,12 +159,6 @@ async def _answer(request: web.Request, endpoint: Endpoint) -> web.Response:
         outcome = admit(endpoint, review, ctx.policies.current, ctx.view, today=ctx.today())
     except ReviewError as exc:
         return _bad(ctx, request, endpoint, 400, f"not a valid AdmissionReview: {exc}")
-    if should_reserve(endpoint, outcome):
-        try:
-            assert outcome.decision is not None
-            ctx.view.reserve(outcome.request, outcome.decision)
-        except Exception:  # noqa: BLE001 - the answer stands; the watch will count the pod
-            log.exception("quota reservation failed", extra={"event": "reserve", "uid": outcome.request.uid})
     response = web.Response(body=orjson.dumps(outcome.review), content_type=JSON)
     try:
         _record(ctx, endpoint, outcome, time.perf_counter() - started)
@@ -153,13 +170,11 @@ async def _answer(request: web.Request, endpoint: Endpoint) -> web.Response:
 def _admission_handler(endpoint: Endpoint):
     async def handler(request: web.Request) -> web.Response:
         ctx = request.app[CONTEXT]
-        ctx.in_flight += 1
-        ctx.metrics.in_flight.inc()
+        ctx.request_started()
         try:
             response = await _answer(request, endpoint)
         finally:
-            ctx.in_flight -= 1
-            ctx.metrics.in_flight.dec()
+            ctx.request_finished()
         if ctx.draining:
             response.force_close()
         return response

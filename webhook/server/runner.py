@@ -7,10 +7,13 @@ Lifecycle of a process::
               is synced. A watcher polls the policy and certificate files every
               ``reload_interval`` seconds and keeps the synced gauge current.
     SIGTERM   drain: /readyz answers 503 at once and every answer carries
-    (SIGINT)  ``Connection: close``; after ``shutdown_delay`` seconds (0 by default: the
+    (SIGINT)  ``Connection: close``. After ``shutdown_delay`` seconds (0 by default: the
               chart's preStop sleep already took the pod out of the Service) the port is
-              closed, idle keep-alive connections are closed, in-flight requests get up to
-              ``grace_period`` seconds to finish, then the view stops and the process exits 0.
+              closed; requests in flight get up to ``grace_period`` seconds to finish (a
+              body still arriving included) and, once none has started for QUIET_PERIOD
+              (requests racing the port's closing), idle keep-alive connections are closed
+              (what aiohttp still holds, e.g. an answer being written, gets CLEANUP_TIMEOUT
+              more), the cluster view stops and the process exits 0.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ import logging
 import os
 import signal
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
 from webhook.server.app import WebhookContext, create_app
-from webhook.server.cluster_view import ClusterView, build_cluster_view
+from webhook.server.cluster_view import ClusterView, StaticClusterView, open_view
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import ServerSettings
@@ -34,6 +37,18 @@ from webhook.server.tls import CertReloader
 log = logging.getLogger("tenantguard.server")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# After the grace period (or once nothing is in flight), what aiohttp still counts as busy
+# (an answer being written, a request whose headers just arrived) gets this long.
+CLEANUP_TIMEOUT = 2.0
+# Connections stay open this long after the last request in flight ended, for requests on
+# connections accepted just before the port closed (see WebhookServer._quiesce).
+QUIET_PERIOD = 0.25
+
+
+class _NotOpened(StaticClusterView):
+    """Stands for the view until start() opens it: not ready."""
+
+    synced = False
 
 
 class WebhookServer:
@@ -47,17 +62,20 @@ class WebhookServer:
         self.policies = policies or PolicyStore(settings.policies, listener=self.metrics)
         self.certs = certs or CertReloader(settings.cert, settings.key, client_ca=settings.client_ca,
                                            listener=self.metrics)
-        self.view = view if view is not None else build_cluster_view(settings)
-        self.context = WebhookContext(self.policies, self.view, self.metrics, max_body=settings.max_body)
+        self.view = view  # opened in start() unless given
+        self.context = WebhookContext(self.policies, view if view is not None else _NotOpened(), self.metrics,
+                                      max_body=settings.max_body)
         self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self.port_closed = asyncio.Event()  # set once the drain stopped listening
         self._watcher: asyncio.Task | None = None
         self._drained: asyncio.Event | None = None
         self._draining: asyncio.Task | None = None
 
     @property
     def port(self) -> int:
-        assert self._runner is not None, "not started"
-        return int(self._runner.addresses[0][1])
+        assert self._port is not None, "not started"
+        return self._port
 
     @property
     def ready(self) -> bool:
@@ -68,10 +86,12 @@ class WebhookServer:
         if not self.policies.loaded:
             self.policies.load()
         ssl_context = self.certs.load()
+        if self.view is None:
+            self.view = self.context.view = await open_view(self.settings)
         await self.view.start()
         self.metrics.set_synced(self.view.synced)
         runner = web.AppRunner(create_app(self.context), handle_signals=False, access_log=None,
-                               shutdown_timeout=self.settings.grace_period)
+                               shutdown_timeout=CLEANUP_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=ssl_context,
                            reuse_port=self.settings.workers > 1 or None, backlog=1024)
@@ -82,6 +102,7 @@ class WebhookServer:
             await self.view.stop()
             raise
         self._runner = runner
+        self._port = int(runner.addresses[0][1])
         self._drained = asyncio.Event()
         self._watcher = asyncio.create_task(self._watch(), name="tenantguard-watch")
         log.info("serving", extra={"event": "start", "host": self.settings.host, "port": self.port,
@@ -106,7 +127,8 @@ class WebhookServer:
         self.certs.reload_if_changed()
 
     def _synced_step(self) -> None:
-        self.metrics.set_synced(self.view.synced)
+        if self.view is not None:
+            self.metrics.set_synced(self.view.synced)
 
     def _parent_step(self) -> None:
         parent = self.settings.parent_pid
@@ -134,11 +156,41 @@ class WebhookServer:
             except asyncio.CancelledError:
                 pass
         if self._runner is not None:
-            await self._runner.cleanup()  # stop listening, close idle, wait in-flight up to grace_period
-        await self.view.stop()
+            await self._finish_in_flight(self._runner)
+        if self.view is not None:
+            await self.view.stop()
         log.info("stopped", extra={"event": "stop"})
         if self._drained is not None:
             self._drained.set()
+
+    async def _finish_in_flight(self, runner: web.AppRunner) -> None:
+        # aiohttp's own graceful shutdown closes every connection first and then drops what
+        # arrives on them, so a request whose body is still arriving could never finish.
+        # Hence: stop listening, let the requests in flight complete (their answers carry
+        # Connection: close), and only then let aiohttp close the now idle connections.
+        for site in list(runner.sites):
+            await site.stop()
+        self.port_closed.set()
+        try:
+            await asyncio.wait_for(self._quiesce(), self.settings.grace_period)
+        except TimeoutError:
+            log.error("grace period over; cutting the requests still in flight",
+                      extra={"event": "drain_timeout", "in_flight": self.context.in_flight})
+        await runner.cleanup()  # closes idle connections; waits at most CLEANUP_TIMEOUT for stragglers
+
+    async def _quiesce(self) -> None:
+        """Until nothing is in flight and no request started for QUIET_PERIOD.
+
+        A client that connected just before the port closed sends its request right after
+        the handshake; closing its connection as idle in that instant would lose the request.
+        """
+        ctx = self.context
+        while True:
+            await ctx.wait_in_flight(lambda n: n == 0)
+            try:
+                await asyncio.wait_for(ctx.wait_in_flight(lambda n: n > 0), QUIET_PERIOD)
+            except TimeoutError:
+                return
 
     async def wait_stopped(self) -> None:
         assert self._drained is not None, "not started"
@@ -205,13 +257,16 @@ def describe_start_failure(exc: BaseException) -> list[str]:
     return [f"tenantguard serve: {exc}"]
 
 
-def main_for_worker(settings: ServerSettings) -> None:
-    """Entry point of a worker process started by webhook.server.workers (spawn)."""
+def main_for_worker(settings: ServerSettings, ready: Any = None) -> None:
+    """Entry point of a worker process started by webhook.server.workers (spawn).
+
+    ``ready`` (a multiprocessing queue) receives the worker's index once it listens.
+    """
     from webhook.server import logs
 
     logs.configure(settings.log_level)
     try:
-        run(settings)
+        run(settings, on_started=None if ready is None else lambda server: ready.put(settings.worker_index))
     except Exception as exc:  # noqa: BLE001 - report and exit like the single-process server
         for line in describe_start_failure(exc):
             print(line, file=sys.stderr)

@@ -62,9 +62,14 @@ def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = 
     failures: dict[int, int] = {}
     state = {"stopping": False, "deadline": 0.0, "code": 0}
 
+    ready_queue = ctx.Queue()
+    listening: set[int] = set()
+    announced = False
+
     def start(index: int) -> None:
         worker_settings = replace(settings, worker_index=index, parent_pid=os.getpid())
-        process = ctx.Process(target=main_for_worker, args=(worker_settings,), name=f"tenantguard-worker-{index}")
+        process = ctx.Process(target=main_for_worker, args=(worker_settings, ready_queue),
+                              name=f"tenantguard-worker-{index}")
         process.start()
         workers[index] = _Worker(index, process)
 
@@ -88,11 +93,16 @@ def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = 
     try:
         for index in range(settings.workers):
             start(index)
-        if on_started is not None:
-            on_started()
         while workers or (restart_at and not state["stopping"]):
+            while not ready_queue.empty():
+                listening.add(ready_queue.get())
+            if not announced and len(listening) >= settings.workers:
+                announced = True
+                log.info("all workers listening", extra={"event": "workers_ready", "workers": settings.workers})
+                if on_started is not None:
+                    on_started()
             sentinels = [w.process.sentinel for w in workers.values()]
-            timeout = 0.5
+            timeout = 0.5 if announced else 0.05
             if sentinels:
                 multiprocessing.connection.wait(sentinels, timeout=timeout)
             else:
@@ -141,6 +151,7 @@ def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = 
             os.environ.pop(MULTIPROC_ENV, None)
         else:
             os.environ[MULTIPROC_ENV] = previous_env
+        ready_queue.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

@@ -313,13 +313,15 @@ def _se_linux_options(spec: Spec, allowed_types: frozenset[str]) -> Finding | No
     setters = setters_with_containers(pod_bad, bad)
     if not setters:
         return None
+    # Upstream (check_seLinuxOptions.go) only mentions user/role inside its "bad types" branch: a
+    # pod whose only fault is a user or role gets an empty detail after the colon. Kept verbatim.
     data: list[str] = []
     if bad_types:
         data.append(f"{pluralize('type', 'types', len(bad_types))} {join_quote(sorted(bad_types))}")
-    if flags["user"]:
-        data.append("user may not be set")
-    if flags["role"]:
-        data.append("role may not be set")
+        if flags["user"]:
+            data.append("user may not be set")
+        if flags["role"]:
+            data.append("role may not be set")
     return Finding(
         "seLinuxOptions",
         f"{' and '.join(setters)} set forbidden securityContext.seLinuxOptions: {'; '.join(data)}",

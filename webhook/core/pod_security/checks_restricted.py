@@ -57,6 +57,19 @@ RESTRICTED_VOLUME_SOURCES = (
 )
 
 
+def _defaults_to_empty_dir(volume: Mapping[str, Any]) -> bool:
+    """No volume source at all (only ``name``, or sources explicitly null): the API defaults it to emptyDir.
+
+    The API server's defaulting (SetDefaults_Volume) runs before admission, so PodSecurity never
+    sees such a volume as anything but an emptyDir; upstream's own restricted pass fixture
+    ``restrictedvolumes0`` carries one (``- name: volume0``, "implicit empty dir").
+
+    A volume carrying keys the API does not know is not defaulted here: the API server would reject
+    or drop them, and we cannot tell what was meant, so it stays a restricted ("unknown") type.
+    """
+    return all(key == "name" or value is None for key, value in volume.items())
+
+
 def restricted_volumes_1_0(metadata: Meta, spec: Spec) -> Finding | None:
     bad: list[str] = []
     types: set[str] = set()
@@ -65,6 +78,8 @@ def restricted_volumes_1_0(metadata: Meta, spec: Spec) -> Finding | None:
         if not isinstance(volume, dict):
             volume = {}
         if any(volume.get(source) is not None for source in ALLOWED_VOLUME_SOURCES):
+            continue
+        if _defaults_to_empty_dir(volume):
             continue
         bad.append(string(volume, "name"))
         for source, reported in RESTRICTED_VOLUME_SOURCES:

@@ -141,8 +141,8 @@ class RequireDefaultDeny:
             found = violation(
                 ctx, self.rule,
                 f"not checked: the cluster view does not know the NetworkPolicies of namespace {namespace} "
-                f"(dry-run without them in --cluster-state, or the watch has not synced); the namespace needs a "
-                f"default-deny NetworkPolicy for {wanted}", actual=None, required=fix,
+                f"(dry-run: pass them with --cluster-state); it needs a default-deny NetworkPolicy for {wanted}",
+                actual=None, required=fix,
             )
             yield dataclasses.replace(found, enforcement="Warn")  # advisory: never denies
             return
@@ -254,7 +254,6 @@ class NetworkPolicyPeers:
               path: tuple[str | int, ...]) -> Iterator[Violation]:
         assert ctx.tenant is not None
         tenant = ctx.tenant.name
-        word = "from" if direction == "Ingress" else "to"
         block = peer.get("ipBlock")
         if isinstance(block, Mapping):
             cidr = block.get("cidr")
@@ -265,7 +264,7 @@ class NetworkPolicyPeers:
             ):
                 yield violation(
                     ctx, self.rule,
-                    f"ipBlock {cidr} ({direction.lower()} {word}) may address other tenants' pods; tenant {tenant} "
+                    f"{direction.lower()} ipBlock {cidr} may address other tenants' pods; tenant {tenant} "
                     f"allows ipBlock peers only inside: {describe(list(self.allowed_cidrs))} "
                     "(rules.networkIsolation.allowedCIDRs)",
                     field=path + ("ipBlock", "cidr"), actual=cidr, required=list(self.allowed_cidrs),

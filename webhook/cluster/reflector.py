@@ -1,0 +1,285 @@
+"""List+watch of one resource kind with the official kubernetes client, in a thread.
+
+The loop is client-go's Reflector, as the API concepts page describes it
+("Efficient detection of changes"):
+
+1. **list** in pages (``limit`` / ``continue``) without ``resourceVersion``: a
+   consistent snapshot; every page is reduced to what the store keeps before
+   the next is read, then the snapshot replaces the kind's data in one step.
+   A ``continue`` token that expired (410) restarts the list;
+2. **watch** from the list's ``resourceVersion`` with
+   ``allowWatchBookmarks=true`` and a server-side ``timeoutSeconds`` (jittered,
+   so replicas do not reconnect together); every ADDED / MODIFIED / DELETED
+   event updates the store and advances the resourceVersion, as does every
+   BOOKMARK (so a reconnect resumes from a recent version even when the kind
+   is quiet);
+3. when the stream ends (server timeout) the watch resumes from the last
+   resourceVersion at once; when the connection drops or the server fails it
+   resumes after an exponential, jittered backoff;
+4. **410 Gone** (an ERROR event carrying a Status with code 410, or the watch
+   request answered with HTTP 410) means the version left the server's
+   history: relist (step 1) and watch again. The store keeps serving the old
+   data until the new list replaces it; the time this takes is reported.
+
+The client calls are the generated ``list_*`` methods with
+``_preload_content=False`` (the raw urllib3 response; the JSON is decoded
+directly, never into model objects, which would cost more time and memory
+than the decision needs). ``kubernetes.watch.Watch`` is not used: it retries a
+410 once with the same, already expired resourceVersion, and with
+``deserialize=False`` it fails on ERROR events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from webhook.cluster.store import ClusterStore
+
+log = logging.getLogger("tenantguard.cluster")
+GONE = 410
+
+
+class Gone(Exception):
+    """The resourceVersion is too old (410): relist."""
+
+
+class WatchError(Exception):
+    """The watch stream reported an error other than 410."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectorSettings:
+    page_size: int = 500
+    watch_timeout: int = 300  # timeoutSeconds asked of the server; jittered up to twice that
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0  # for list pages; a watch waits watch_timeout * 2 + this
+    backoff_initial: float = 0.2
+    backoff_max: float = 30.0
+
+
+@dataclass(slots=True)
+class ReflectorStatus:
+    kind: str
+    synced: bool = False  # a full list has completed at least once
+    connected: bool = False  # a watch stream is open
+    resource_version: str | None = None
+    lists: int = 0  # completed full lists
+    relists: int = 0  # lists forced by 410 Gone
+    list_restarts: int = 0  # lists restarted because a continue token expired
+    watches: int = 0  # watch requests opened
+    events: int = 0
+    bookmarks: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_resync_seconds: float | None = None  # 410 received -> fresh list in the store
+    disconnected_since: float | None = None  # clock time the view last had no stream (None while connected)
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    kind: str  # "Pod"
+    plural: str  # "pods"
+    call: Callable[..., Any] = field(compare=False)  # the generated list_* method
+
+
+class Reflector:
+    def __init__(self, resource: Resource, store: ClusterStore, settings: ReflectorSettings,
+                 clock: Callable[[], float], notify: Callable[[], None] = lambda: None):
+        self.resource = resource
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.notify = notify
+        self.status = ReflectorStatus(resource.kind, disconnected_since=clock())
+        self._stop = threading.Event()
+        self._resp: Any = None
+        self._thread: threading.Thread | None = None
+        self._random = random.Random()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"tenantguard-watch-{self.resource.plural}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end and unblock a pending read (safe from any thread)."""
+        self._stop.set()
+        resp = self._resp
+        if resp is not None:
+            try:
+                resp.shutdown()  # urllib3 >= 2.3: unblocks a read in progress in another thread
+            except Exception:  # noqa: BLE001 - best effort; the read timeout ends it otherwise
+                pass
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    # --- the loop --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        attempt = 0
+        gone_at: float | None = None
+        while not self._stop.is_set():
+            try:
+                if self.status.resource_version is None:
+                    self._list()
+                    if gone_at is not None:
+                        self.status.last_resync_seconds = self.clock() - gone_at
+                        log.info("%s: resynced in %.3fs after 410 Gone", self.resource.kind,
+                                 self.status.last_resync_seconds)
+                        gone_at = None
+                    attempt = 0
+                    self.notify()
+                if self._watch():
+                    attempt = 0
+                elif not self._stop.is_set():
+                    attempt += 1  # a stream that closes at once, again and again: do not spin
+                    self._stop.wait(self._backoff(attempt))
+            except Gone:
+                log.info("%s: resourceVersion %s expired (410 Gone); relisting", self.resource.kind,
+                         self.status.resource_version)
+                self.status.resource_version = None
+                self.status.relists += 1
+                if gone_at is None:
+                    gone_at = self.clock()
+                self.notify()
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure: report, back off, resume
+                if self._stop.is_set():
+                    break
+                attempt += 1
+                self.status.errors += 1
+                self.status.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("%s: %s; retrying (attempt %d)", self.resource.kind, self.status.last_error, attempt)
+                self.notify()
+                self._stop.wait(self._backoff(attempt))
+        self.notify()
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.settings.backoff_max, self.settings.backoff_initial * (2 ** (attempt - 1)))
+        return base * (0.5 + self._random.random() / 2)  # jitter: 50-100 %
+
+    def _list(self) -> None:
+        kind = self.resource.kind
+        settings = self.settings
+        items: list[Any] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": settings.page_size}
+            if token:
+                kwargs["_continue"] = token
+            try:
+                resp = self.resource.call(**kwargs, _preload_content=False,
+                                          _request_timeout=(settings.connect_timeout, settings.read_timeout))
+            except ApiException as exc:
+                if exc.status == GONE and token:  # the continue token expired: start the snapshot over
+                    self.status.list_restarts += 1
+                    items, token = [], None
+                    continue
+                raise
+            self._resp = resp  # set before checking the flag; stop() sets the flag before reading this
+            if self._stop.is_set():
+                self._resp = None
+                resp.release_conn()
+                return
+            try:
+                body = json.loads(resp.data)
+            finally:
+                self._resp = None
+                resp.release_conn()
+            compact = self.store.compact
+            items.extend(compact(kind, item) for item in body.get("items") or () if isinstance(item, dict))
+            meta = body.get("metadata") or {}
+            token = meta.get("continue") or None
+            if not token:
+                break
+            if self._stop.is_set():
+                return
+        version = str(meta.get("resourceVersion") or "") or None
+        if version is None:
+            raise WatchError(f"the {self.resource.plural} list carried no resourceVersion")
+        self.store.replace(kind, items, notify=False)
+        self.status.resource_version = version
+        self.status.synced = True
+        self.status.lists += 1
+
+    def _watch(self) -> bool:
+        """One watch request; False when it ended at once without an event (back off before the next)."""
+        settings = self.settings
+        timeout = settings.watch_timeout + int(self._random.random() * settings.watch_timeout)
+        try:
+            resp = self.resource.call(
+                watch=True, resource_version=self.status.resource_version, allow_watch_bookmarks=True,
+                timeout_seconds=timeout, _preload_content=False,
+                _request_timeout=(settings.connect_timeout, timeout * 2 + settings.read_timeout),
+            )
+        except ApiException as exc:
+            if exc.status == GONE:
+                raise Gone() from None
+            raise
+        self._resp = resp  # set before checking the flag; stop() sets the flag before reading this
+        if self._stop.is_set():
+            self._resp = None
+            resp.release_conn()
+            return True
+        self.status.watches += 1
+        self.status.connected = True
+        self.status.disconnected_since = None
+        self.notify()
+        opened = self.clock()
+        delivered = False
+        try:
+            for line in iter_resp_lines(resp):
+                if self._stop.is_set():
+                    break
+                if not line.strip():
+                    continue
+                self._event(json.loads(line))
+                delivered = True
+        finally:
+            self._resp = None
+            self.status.connected = False
+            self.status.disconnected_since = self.clock()
+            try:
+                resp.release_conn()
+            except Exception:  # noqa: BLE001
+                pass
+        return delivered or self.clock() - opened >= 1.0
+
+    def _event(self, event: Any) -> None:
+        if not isinstance(event, dict):
+            raise WatchError(f"unexpected watch event {str(event)[:100]}")
+        kind = event.get("type")
+        obj = event.get("object")
+        obj = obj if isinstance(obj, dict) else {}
+        if kind == "ERROR":
+            if obj.get("code") == GONE:
+                raise Gone()
+            raise WatchError(f"watch error {obj.get('code')} {obj.get('reason')}: {obj.get('message')}")
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            self.status.bookmarks += 1
+        elif kind in ("ADDED", "MODIFIED", "DELETED"):
+            self.store.apply(self.resource.kind, kind, obj, notify=False)
+            self.status.events += 1
+        else:
+            raise WatchError(f"unknown watch event type {kind!r}")
+        if version:
+            self.status.resource_version = str(version)
+        self.notify()
