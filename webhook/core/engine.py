@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from webhook.core.cluster_state import ClusterState
 from webhook.core.decision import Decision, Violation
-from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutation import MutationContext, working_copy
 from webhook.core.patch import PatchRecorder
 from webhook.core.plan import (
     SYSTEM_NAMESPACES,
@@ -106,7 +106,7 @@ def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: 
 
 def _report_audit_mutations(request: AdmissionRequest, policy: CompiledPolicy, working: dict[str, Any],
                             decision: Decision) -> None:
-    scratch = json_copy(working)
+    scratch = working_copy(working)
     target = locate_pod(scratch)
     assert target is not None
     recorder = PatchRecorder(policy=policy.name)
@@ -145,7 +145,7 @@ def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant:
               working: dict[str, Any], state: ClusterState, tenant_of: _TenantCache, decision: Decision) -> None:
     kind = working.get("kind")
     target = locate_pod(working)
-    old_target = locate_pod(request.old_obj) if isinstance(request.old_obj, Mapping) else None
+    old_target = locate_pod(request.old_obj) if isinstance(request.old_obj, dict) else None
     if request.operation == "UPDATE" and request.subresource == "" and _unchanged(target, old_target):
         return
     for policy in policies:
@@ -179,7 +179,7 @@ def evaluate(request: AdmissionRequest, policies: PolicySet, state: ClusterState
     """Evaluate one request. ``mutate``/``validate`` select the phases (the webhook's two endpoints)."""
     decision = Decision()
     obj = request.obj
-    if request.operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
+    if request.operation not in ("CREATE", "UPDATE") or not isinstance(obj, dict):
         decision.skipped = f"operation {request.operation} is not judged"
         return decision
     if request.namespace in SYSTEM_NAMESPACES:
@@ -201,7 +201,8 @@ def evaluate(request: AdmissionRequest, policies: PolicySet, state: ClusterState
     if not active:
         decision.skipped = "exempt" if candidates else "no policy applies"
         return decision
-    working = json_copy(dict(obj))
+    # only mutation writes; validation alone judges the object as received, without a copy
+    working = working_copy(obj) if mutate else obj  # type: ignore[arg-type]
     if mutate:
         _mutate(request, active, working, decision)
     decision.mutated = working

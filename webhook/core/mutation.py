@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from webhook.core.patch import PatchRecorder
 from webhook.core.request import AdmissionRequest
-from webhook.core.workloads import PodTarget
+from webhook.core.workloads import PodTarget, template_prefix
 
 
 def json_copy(value: Any) -> Any:
@@ -24,6 +24,36 @@ def json_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [json_copy(v) for v in value]
     return value
+
+
+def working_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` that mutators may change: the pod (template)'s spec and its metadata
+    maps are copied deeply; everything else (status, managedFields, other members) is shared
+    with the original, which nobody writes to. Much cheaper than a full deep copy on real pods.
+    """
+    out = dict(obj)
+    kind = obj.get("kind")
+    prefix = template_prefix(kind) if isinstance(kind, str) else None
+    if prefix is None:
+        return out
+    src: Any = obj
+    dst = out
+    for part in prefix:
+        child = src.get(part)
+        if not isinstance(child, dict):
+            return out
+        dst[part] = dict(child)
+        src, dst = child, dst[part]
+    meta = src.get("metadata")
+    if isinstance(meta, dict):
+        meta_copy = dict(meta)
+        for key in ("labels", "annotations"):
+            if isinstance(meta.get(key), dict):
+                meta_copy[key] = dict(meta[key])
+        dst["metadata"] = meta_copy
+    if isinstance(src.get("spec"), dict):
+        dst["spec"] = json_copy(src["spec"])
+    return out
 
 
 def is_unset(container: Mapping[str, Any], key: str) -> bool:

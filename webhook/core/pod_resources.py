@@ -60,7 +60,7 @@ _CONSTRAINED_QUOTA_KEYS = frozenset(
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _sequence(value: Any) -> list[Any]:
@@ -190,13 +190,13 @@ def _read_container(raw: Mapping[str, Any], init: bool) -> _Container:
 
 def _read_containers(spec: Mapping[str, Any], key: str) -> tuple[_Container, ...]:
     init = key == "initContainers"
-    return tuple(_read_container(c, init) for c in _sequence(spec.get(key)) if isinstance(c, Mapping))
+    return tuple(_read_container(c, init) for c in _sequence(spec.get(key)) if isinstance(c, dict))
 
 
 def _read_view(spec: Any) -> _PodView:
     spec = _mapping(spec)
     pod_resources = spec.get("resources")
-    has_pod_resources = isinstance(pod_resources, Mapping)
+    has_pod_resources = isinstance(pod_resources, dict)
     pod_resources = _mapping(pod_resources)
     return _PodView(
         containers=_read_containers(spec, "containers"),
@@ -301,7 +301,7 @@ def _read_status(status: Any, apply_defaults: bool) -> _StatusView:
             entry = _mapping(entry)
             name = entry.get("name")
             resources = entry.get("resources")
-            if isinstance(resources, Mapping):
+            if isinstance(resources, dict):
                 requests: ResourceList | None = fix(_parse_list(resources.get("requests")))
                 limits: ResourceList | None = fix(_parse_list(resources.get("limits")))
             else:
@@ -404,7 +404,7 @@ def container_requests(container: Any, *, apply_defaults: bool = True) -> Resour
     Mirrors SetDefaults_Pod (a limit without a request becomes the request) and
     SetDefaults_ResourceList (values rounded up to milli units).
     """
-    if not isinstance(container, Mapping):
+    if not isinstance(container, dict):
         return {}
     parsed = _read_container(container, init=False)
     if not apply_defaults:
@@ -414,7 +414,7 @@ def container_requests(container: Any, *, apply_defaults: bool = True) -> Resour
 
 def container_limits(container: Any, *, apply_defaults: bool = True) -> ResourceList:
     """A container's limits as the API server stores them (rounded up to milli units)."""
-    if not isinstance(container, Mapping):
+    if not isinstance(container, dict):
         return {}
     limits = _read_container(container, init=False).limits
     return _round_list(limits) if apply_defaults else dict(limits)
@@ -523,7 +523,7 @@ def pod_is_charged(pod: Any, *, now: datetime | None = None) -> bool:
     ``now`` is no longer charged; without ``now`` (the core has no clock) such
     a pod is still charged.
     """
-    if not isinstance(pod, Mapping):
+    if not isinstance(pod, dict):
         return False
     phase = _mapping(pod.get("status")).get("phase")
     if phase in ("Failed", "Succeeded"):
@@ -568,7 +568,7 @@ def quota_usage(pod: Any, *, now: datetime | None = None) -> ResourceList:
     resource is present with a zero value are kept, as upstream keeps them.
     ``{}`` when ``pod`` is not an object at all.
     """
-    if not isinstance(pod, Mapping):
+    if not isinstance(pod, dict):
         return {}
     usage: ResourceList = {"count/pods": _ONE}
     if not pod_is_charged(pod, now=now):

@@ -51,7 +51,7 @@ def _and_into_terms(ctx: MutationContext, selector: dict[str, Any], path: tuple[
             if not wanted:
                 continue
             existing = term.get(field)
-            keys = {e.get("key") for e in existing if isinstance(e, Mapping)} if isinstance(existing, list) else set()
+            keys = {e.get("key") for e in existing if isinstance(e, dict)} if isinstance(existing, list) else set()
             missing = [json_copy(e) for e in wanted if e.get("key") not in keys]
             if not missing:
                 continue

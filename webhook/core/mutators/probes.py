@@ -20,14 +20,14 @@ def probe_port(probe: Mapping[str, Any]) -> int | str | None:
     """The port a probe connects to (httpGet, tcpSocket or grpc), or None (exec)."""
     for handler in ("httpGet", "tcpSocket", "grpc"):
         spec = probe.get(handler)
-        if isinstance(spec, Mapping) and spec.get("port") is not None:
+        if isinstance(spec, dict) and spec.get("port") is not None:
             return spec["port"]  # type: ignore[no-any-return]
     return None
 
 
 def declares_port(container: Mapping[str, Any], port: int | str) -> bool:
     for p in container.get("ports") or ():
-        if not isinstance(p, Mapping):
+        if not isinstance(p, dict):
             continue
         if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
             if p.get("containerPort") == int(port):

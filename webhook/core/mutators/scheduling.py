@@ -59,7 +59,7 @@ class TopologySpreadMutator:
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
         current = spec.get("topologySpreadConstraints")
-        keys = {c.get("topologyKey") for c in current if isinstance(c, Mapping)} if isinstance(current, list) else set()
+        keys = {c.get("topologyKey") for c in current if isinstance(c, dict)} if isinstance(current, list) else set()
         missing = [json_copy(dict(c)) for c in self.constraints if c.get("topologyKey") not in keys]
         if not missing:
             return

@@ -30,7 +30,7 @@ WINDOWS_ONLY = frozenset({"windowsOptions"})
 
 def pod_os(spec: Mapping[str, Any]) -> str | None:
     os_ = spec.get("os")
-    name = os_.get("name") if isinstance(os_, Mapping) else None
+    name = os_.get("name") if isinstance(os_, dict) else None
     return name if isinstance(name, str) else None
 
 
@@ -41,7 +41,7 @@ def fill(ctx: MutationContext, target: dict[str, Any], path: tuple[str | int, ..
         current = target.get(key)
         if current is None:
             ctx.put(target, path, key, json_copy(value))
-        elif isinstance(current, dict) and isinstance(value, Mapping):
+        elif isinstance(current, dict) and isinstance(value, dict):
             fill(ctx, current, path + (key,), value)
 
 

@@ -29,7 +29,7 @@ class TolerationsMutator:
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
         current = spec.get("tolerations")
-        have = [t for t in current if isinstance(t, Mapping)] if isinstance(current, list) else []
+        have = [t for t in current if isinstance(t, dict)] if isinstance(current, list) else []
         missing = [dict(t) for t in self.tolerations if not any(covers(e, t) for e in have)]
         if not missing:
             return

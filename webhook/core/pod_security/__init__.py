@@ -60,8 +60,8 @@ def evaluate(level: str, version: str, metadata: Mapping[str, Any] | None,
     checks = plan(*_resolve(level, version))
     if not checks:
         return []
-    meta = metadata if isinstance(metadata, dict) else (dict(metadata) if isinstance(metadata, Mapping) else _EMPTY)
-    pod_spec = prepare(spec if isinstance(spec, Mapping) else _EMPTY)
+    meta = metadata if isinstance(metadata, dict) else (dict(metadata) if isinstance(metadata, dict) else _EMPTY)
+    pod_spec = prepare(spec if isinstance(spec, dict) else _EMPTY)
     failures: list[CheckFailure] = []
     for check_id, check_pod in checks:
         found = check_pod(meta, pod_spec)

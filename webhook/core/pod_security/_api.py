@@ -60,7 +60,7 @@ def parse_level_version(value: Any) -> tuple[str, str]:
         level, sep, version = value.partition(":")
         if not sep:
             version = "latest"
-    elif isinstance(value, Mapping):
+    elif isinstance(value, dict):
         unknown = set(value) - {"level", "version"}
         if unknown:
             raise ValueError(f"unknown podSecurity field(s): {', '.join(sorted(map(str, unknown)))}")

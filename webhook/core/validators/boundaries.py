@@ -30,17 +30,17 @@ SYSTEM_TOLERATION_PREFIX = "node.kubernetes.io/"
 
 def _required_terms(spec: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
     affinity = spec.get("affinity")
-    node = affinity.get("nodeAffinity") if isinstance(affinity, Mapping) else None
-    required = node.get(REQUIRED) if isinstance(node, Mapping) else None
-    terms = required.get("nodeSelectorTerms") if isinstance(required, Mapping) else None
+    node = affinity.get("nodeAffinity") if isinstance(affinity, dict) else None
+    required = node.get(REQUIRED) if isinstance(node, dict) else None
+    terms = required.get("nodeSelectorTerms") if isinstance(required, dict) else None
     if not isinstance(terms, list):
         return None
-    return [t for t in terms if isinstance(t, Mapping)]
+    return [t for t in terms if isinstance(t, dict)]
 
 
 def _expressions(term: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     exprs = term.get("matchExpressions")
-    return [e for e in exprs if isinstance(e, Mapping)] if isinstance(exprs, list) else []
+    return [e for e in exprs if isinstance(e, dict)] if isinstance(exprs, list) else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class NodeSelection:
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
         spec = ctx.target.spec
-        selector = spec.get("nodeSelector") if isinstance(spec.get("nodeSelector"), Mapping) else {}
+        selector = spec.get("nodeSelector") if isinstance(spec.get("nodeSelector"), dict) else {}
         for key, allowed in self.allowed.items():
             if key in selector and selector[key] not in allowed:
                 yield violation(
@@ -101,7 +101,7 @@ class NodeSelection:
 
     def _pinned(self, spec: Mapping[str, Any], key: str, terms: list[Mapping[str, Any]] | None) -> bool:
         selector = spec.get("nodeSelector")
-        if isinstance(selector, Mapping) and key in selector:
+        if isinstance(selector, dict) and key in selector:
             return True
         if not terms:
             return False
@@ -131,7 +131,7 @@ class AllowedTolerations:
         assert ctx.target is not None
         tolerations = ctx.target.spec.get("tolerations")
         for index, tol in enumerate(tolerations if isinstance(tolerations, list) else ()):
-            if not isinstance(tol, Mapping):
+            if not isinstance(tol, dict):
                 continue
             if str(tol.get("key") or "").startswith(SYSTEM_TOLERATION_PREFIX):
                 continue
@@ -217,18 +217,18 @@ class AllowedRegistries:
 
 def _affinity_terms(spec: Mapping[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...], Mapping[str, Any]]]:
     affinity = spec.get("affinity")
-    if not isinstance(affinity, Mapping):
+    if not isinstance(affinity, dict):
         return
     for kind in ("podAffinity", "podAntiAffinity"):
         block = affinity.get(kind)
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         for index, term in enumerate(block.get(REQUIRED) or ()):
-            if isinstance(term, Mapping):
+            if isinstance(term, dict):
                 yield kind, ("spec", "affinity", kind, REQUIRED, index), term
         for index, weighted in enumerate(block.get(PREFERRED) or ()):
-            term = weighted.get("podAffinityTerm") if isinstance(weighted, Mapping) else None
-            if isinstance(term, Mapping):
+            term = weighted.get("podAffinityTerm") if isinstance(weighted, dict) else None
+            if isinstance(term, dict):
                 yield kind, ("spec", "affinity", kind, PREFERRED, index, "podAffinityTerm"), term
 
 
@@ -260,7 +260,7 @@ class AffinityNamespaces:
                         field=path + ("namespaces",), actual=ns, required=f"namespaces of tenant {tenant}",
                     )
             selector = term.get("namespaceSelector")
-            if not isinstance(selector, Mapping):
+            if not isinstance(selector, dict):
                 continue
             parsed = LabelSelector.from_dict(selector)
             if parsed.is_empty:

@@ -41,18 +41,18 @@ def _list(spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     value = spec.get(key)
     if not isinstance(value, list):
         return []
-    return [c if isinstance(c, Mapping) else {} for c in value]
+    return [c if isinstance(c, dict) else {} for c in value]
 
 
 def _annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = pod.get("metadata")
-    value = meta.get("annotations") if isinstance(meta, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
+    value = meta.get("annotations") if isinstance(meta, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     spec = pod.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
+    return spec if isinstance(spec, dict) else {}
 
 
 def _significant_container_update(new: Mapping[str, Any], old: Mapping[str, Any], annotations: Mapping[str, Any],

@@ -17,8 +17,8 @@ from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
 
 def _section(container: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     resources = container.get("resources")
-    section = resources.get(key) if isinstance(resources, Mapping) else None
-    return section if isinstance(section, Mapping) else {}
+    section = resources.get(key) if isinstance(resources, dict) else None
+    return section if isinstance(section, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)
