@@ -36,4 +36,4 @@ USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["tenantguard"]
 # Exactly the arguments the chart's Deployment passes (it spells them out too).
-CMD ["serve", "--policies", "/etc/tenantguard/policies", "--cert", "/etc/tenantguard/tls/tls.crt", "--key", "/etc/tenantguard/tls/tls.key", "--port", "8443"]
+CMD ["serve", "--policies", "/etc/tenantguard/policies", "--cert", "/etc/tenantguard/tls/tls.crt", "--key", "/etc/tenantguard/tls/tls.key", "--port", "8443", "--in-cluster"]

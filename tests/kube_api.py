@@ -35,11 +35,11 @@ import asyncio
 import base64
 import copy
 import itertools
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import orjson
 from aiohttp import web
 
 KINDS: dict[str, tuple[str, str, str]] = {  # plural -> (kind, apiVersion, path prefix)
@@ -95,6 +95,7 @@ class KubeAPI:
         self._snapshot_ids = itertools.count(1)
         self._request_waiters: list[tuple[Callable[[Request], bool], asyncio.Future]] = []
         self._runner: web.AppRunner | None = None
+        self._watchers_changed = asyncio.Event()
         self.url = ""
 
     # --- server ----------------------------------------------------------------------------------
@@ -234,6 +235,15 @@ class KubeAPI:
     def open_watches(self, plural: str) -> int:
         return len(self._collections[plural].watchers)
 
+    async def wait_for_watchers(self, plural: str | None = None, count: int = 1, timeout: float = 10.0) -> None:
+        """Until ``count`` watches are open on ``plural`` (every kind when None): events sent after this
+        reach them."""
+        plurals = [plural] if plural else list(KINDS)
+        async with asyncio.timeout(timeout):
+            while not all(self.open_watches(p) >= count for p in plurals):
+                self._watchers_changed.clear()
+                await self._watchers_changed.wait()
+
     async def wait_for_request(self, predicate: Callable[[Request], bool], timeout: float = 10.0) -> Request:
         """The first request (already made or future) satisfying ``predicate``."""
         for req in self.requests:
@@ -292,7 +302,7 @@ class KubeAPI:
         else:
             self._snapshots.pop(snapshot_id, None)
         body = {"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta, "items": page}
-        return web.Response(body=json.dumps(body, separators=(",", ":")), content_type="application/json")
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _watch(self, request: web.Request, plural: str, query: dict[str, str]) -> web.StreamResponse:
         coll = self._collections[plural]
@@ -310,6 +320,7 @@ class KubeAPI:
         for event in events:
             watcher.queue.put_nowait(event)
         coll.watchers.add(watcher)  # no await since the history was read: no event can fall in between
+        self._watchers_changed.set()
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
@@ -324,12 +335,13 @@ class KubeAPI:
                         if request.transport is not None:
                             request.transport.abort()
                         return response
-                    await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+                    await response.write(orjson.dumps(event) + b"\n")
         except TimeoutError:
             pass  # timeoutSeconds elapsed: end the stream cleanly
         except ConnectionResetError:
             return response
         finally:
             coll.watchers.discard(watcher)
+            self._watchers_changed.set()
         await response.write_eof()
         return response

@@ -142,6 +142,7 @@ async def test_watch_events_keep_usage_current(kube: KubeAPI, view: WatchedClust
 async def test_dropped_connection_resumes_from_the_last_version_without_relisting(
         kube: KubeAPI, view: WatchedClusterState) -> None:
     assert await view.wait_synced(WAIT)
+    await kube.wait_for_watchers("pods")
     kube.create(pod("shop", "a"))
     assert await view.wait_until(lambda: view.store.pod_count() == 1, WAIT)
     seen = _status(view, "pods").resource_version
@@ -159,6 +160,7 @@ async def test_dropped_connection_resumes_from_the_last_version_without_relistin
 async def test_bookmarks_advance_the_version_so_a_reconnect_survives_compaction(
         kube: KubeAPI, view: WatchedClusterState) -> None:
     assert await view.wait_synced(WAIT)
+    await kube.wait_for_watchers("pods")
     kube.create(namespace("elsewhere"))  # other kinds move the shared resourceVersion on
     kube.create(namespace("again"))
     marked = kube.bookmark("pods")
@@ -176,6 +178,7 @@ async def test_410_error_event_relists_and_replaces_what_was_missed(kube: KubeAP
     kube.create_many([pod("shop", "keep", cpu="1"), pod("shop", "goes", cpu="2")])
     assert await view.wait_synced(WAIT)
     assert cpu(view, "shop") == 3
+    await kube.wait_for_watchers("pods")
     kube.expire_watches("pods")  # the open watch gets an ERROR event with a 410 Status
     kube.delete("Pod", "shop", "goes")  # the watch is ending: only a relist can tell
     kube.create(pod("shop", "new", cpu="500m"))
@@ -193,6 +196,7 @@ async def test_http_410_on_the_watch_request_relists() -> None:
         v = view_of(kube)
         async with v:
             assert await v.wait_synced(WAIT)
+            await kube.wait_for_watchers("pods")
             kube.drop_watches("pods")
             kube.delete("Pod", "shop", "a")  # after the drop: the client has not seen it
             kube.compact()  # so its version is now too old: the reconnect gets HTTP 410
@@ -225,6 +229,7 @@ async def test_unavailable_api_server_makes_the_view_stale_then_ready_again(
         kube: KubeAPI, view: WatchedClusterState) -> None:
     assert await view.wait_synced(WAIT)
     assert view.ready
+    await kube.wait_for_watchers()
     kube.unavailable = True
     kube.drop_watches()
     assert await view.wait_until(lambda: view.stale, WAIT)
@@ -238,7 +243,7 @@ async def test_unavailable_api_server_makes_the_view_stale_then_ready_again(
 async def test_stop_is_prompt_while_watches_are_open(kube: KubeAPI) -> None:
     v = view_of(kube, ViewSettings(reflector=ReflectorSettings(watch_timeout=3600)))
     await v.start()
-    assert await v.wait_until(lambda: all(r.status.connected for r in v.reflectors), WAIT)
+    await kube.wait_for_watchers()
     started = time.monotonic()
     await v.stop()
     assert time.monotonic() - started < 2.0

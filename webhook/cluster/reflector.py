@@ -31,13 +31,13 @@ than the decision needs). ``kubernetes.watch.Watch`` is not used: it retries a
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import orjson
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
@@ -199,7 +199,7 @@ class Reflector:
                 resp.release_conn()
                 return
             try:
-                body = json.loads(resp.data)
+                body = orjson.loads(resp.data)
             finally:
                 self._resp = None
                 resp.release_conn()
@@ -250,7 +250,7 @@ class Reflector:
                     break
                 if not line.strip():
                     continue
-                self._event(json.loads(line))
+                self._event(orjson.loads(line))
                 delivered = True
         finally:
             self._resp = None

@@ -7,8 +7,9 @@ event loop reads. Per kind:
   :func:`webhook.core.pod_resources.quota_usage`), plus the namespace's summed
   usage, kept up to date event by event. Whole pod objects are never kept, and
   equal usage mappings are shared (interned): most pods of a Deployment cost
-  one dict between them. Terminal pods (Succeeded/Failed) count nothing but
-  ``count/pods``;
+  one dict between them. The usage itself is computed once per distinct
+  resource shape (:func:`usage_key`: every field ``quota_usage`` reads).
+  Terminal pods (Succeeded/Failed) count nothing but ``count/pods``;
 - Namespaces: name -> labels;
 - NetworkPolicies and ResourceQuotas: per namespace, name -> ``metadata``
   (name, namespace) and ``spec`` (and a quota's ``status``).
@@ -25,15 +26,20 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
 
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError
 
 Usage = Mapping[str, Decimal]
 KINDS = ("Pod", "Namespace", "NetworkPolicy", "ResourceQuota")
+USAGE_CACHE = 1024  # distinct pod resource shapes remembered (cleared when full)
+VALUE_CACHE = 65536  # distinct quantities shared between usages (cleared when full)
 _EXACT = Context(prec=100)
 _NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -45,6 +51,41 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = _mapping(obj.get("metadata"))
     return sys.intern(str(meta.get("namespace") or "")), str(meta.get("name") or "")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _containers(spec: Mapping[str, Any], key: str) -> list[Any]:
+    return [(c.get("name"), c.get("resources"), c.get("restartPolicy"))
+            for c in _list(spec.get(key)) if isinstance(c, Mapping)]
+
+
+def _statuses(status: Mapping[str, Any], key: str) -> list[Any]:
+    return [(c.get("name"), c.get("resources"), c.get("allocatedResources"))
+            for c in _list(status.get(key)) if isinstance(c, Mapping)]
+
+
+def usage_key(pod: Mapping[str, Any]) -> bytes:
+    """Everything :func:`quota_usage` reads of a pod (without a clock), as bytes: pods of one
+    template share it, so their usage is computed once. Raises TypeError on non-JSON values."""
+    spec = _mapping(pod.get("spec"))
+    status = _mapping(pod.get("status"))
+    resize = [(c.get("reason"),) for c in _list(status.get("conditions"))
+              if isinstance(c, Mapping) and c.get("type") == "PodResizePending"]
+    return orjson.dumps(
+        [status.get("phase"), status.get("resize"), resize,
+         _containers(spec, "containers"), _containers(spec, "initContainers"),
+         spec.get("overhead"), spec.get("resources"),
+         _statuses(status, "containerStatuses"), _statuses(status, "initContainerStatuses")],
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def _shape(usage: Usage) -> tuple[tuple[str, ...], tuple[Decimal, ...]]:
+    keys = tuple(sorted(usage))
+    return keys, tuple(usage[k] for k in keys)
 
 
 def _add(total: dict[str, Decimal], usage: Usage, sign: int = 1) -> None:
@@ -75,7 +116,9 @@ class ClusterStore:
         self._netpols: dict[str, dict[str, dict[str, Any]]] = {}
         self._quotas: dict[str, dict[str, dict[str, Any]]] = {}
         self._reserved: dict[tuple[str, str], _Reservation] = {}
-        self._interned: dict[tuple[tuple[str, Decimal], ...], Usage] = {}
+        self._interned: dict[tuple[tuple[str, ...], tuple[Decimal, ...]], Usage] = {}
+        self._by_key: dict[bytes, Usage] = {}  # usage_key -> usage, bounded by USAGE_CACHE
+        self._values: dict[Decimal, Decimal] = {}  # one object per distinct quantity, bounded by VALUE_CACHE
         self._listed: set[str] = set()
         self.unparseable_pods = 0  # pods whose resources do not parse (counted as 1 pod, nothing else)
 
@@ -157,9 +200,9 @@ class ClusterStore:
             if kind == "Pod":
                 pods: dict[str, dict[str, Usage]] = {}
                 totals: dict[str, dict[str, Decimal]] = {}
-                interned: dict[tuple[tuple[str, Decimal], ...], Usage] = {}
+                interned: dict[tuple[tuple[str, ...], tuple[Decimal, ...]], Usage] = {}
                 for (ns, name), usage in compacted:
-                    usage = interned.setdefault(tuple(sorted(usage.items())), usage)
+                    usage = interned.setdefault(_shape(usage), usage)
                     previous = pods.setdefault(ns, {}).get(name)
                     pods[ns][name] = usage
                     total = totals.setdefault(ns, {})
@@ -168,7 +211,7 @@ class ClusterStore:
                     _add(total, usage)
                 self._pods, self._usage = pods, totals
                 for res in self._reserved.values():
-                    interned.setdefault(tuple(sorted(res.usage.items())), res.usage)
+                    interned.setdefault(_shape(res.usage), res.usage)
                 self._interned = interned  # only the mappings still in use
                 for key in [k for k in self._reserved if k[1] in pods.get(k[0], {})]:
                     del self._reserved[key]
@@ -230,16 +273,33 @@ class ClusterStore:
     # --- helpers -----------------------------------------------------------------------------------
     def _usage_of(self, pod: Mapping[str, Any]) -> Usage:
         try:
-            return quota_usage(pod)
+            key: bytes | None = usage_key(pod)
+        except TypeError:
+            key = None
+        if key is not None:
+            cached = self._by_key.get(key)
+            if cached is not None:
+                return cached
+        try:
+            usage = quota_usage(pod)
         except QuantityError:
             self.unparseable_pods += 1  # the API server validated it; count the pod, not its resources
-            return {"pods": Decimal(1), "count/pods": Decimal(1)}
+            usage = {"pods": Decimal(1), "count/pods": Decimal(1)}
+        if key is not None:
+            if len(self._by_key) >= USAGE_CACHE:
+                self._by_key.clear()
+            self._by_key[key] = usage
+        return usage
 
     def _intern(self, usage: Usage) -> Usage:
-        key = tuple(sorted(usage.items()))
+        """One shared mapping per distinct usage, built of shared Decimal values (resource values repeat)."""
+        key = _shape(usage)
         found = self._interned.get(key)
         if found is None:
-            found = self._interned[key] = dict(usage)
+            values = self._values
+            if len(values) >= VALUE_CACHE:
+                values.clear()
+            found = self._interned[key] = {k: values.setdefault(v, v) for k, v in usage.items()}
         return found
 
     def _drop_pod(self, ns: str, name: str) -> None:

@@ -47,8 +47,9 @@ class Decision:
     """The outcome of one review.
 
     ``violations`` holds only what denies (Enforce mode). Warn-mode findings are
-    in ``warnings`` (kubectl prints them); Audit-mode findings are in
-    ``audit`` and surface as ``auditAnnotations``. ``patch`` is empty when
+    in ``warned`` and, as text, in ``warnings`` (kubectl prints them, next to the
+    mutation phase's own warnings); Audit-mode findings are in ``audit`` and
+    surface as ``auditAnnotations``. ``patch`` is empty when
     nothing changed. ``mutated`` is the object after the patch (None when the
     object was not evaluated, e.g. a DELETE).
     """
@@ -58,6 +59,7 @@ class Decision:
     policies: tuple[str, ...] = ()
     violations: list[Violation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    warned: list[Violation] = field(default_factory=list)
     audit: list[Violation] = field(default_factory=list)
     patch: list[PatchOp] = field(default_factory=list)
     mutated: dict[str, Any] | None = None

@@ -19,7 +19,6 @@ a message naming the error. ``Outcome.exception`` carries it for logs and metric
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Iterator
@@ -32,7 +31,7 @@ from webhook.core.request import AdmissionRequest, from_review
 from webhook.core.response import admission_response, error_response
 from webhook.server.cluster_view import ClusterView
 
-__all__ = ["Endpoint", "MUTATE", "VALIDATE", "ENDPOINTS", "Outcome", "admit", "rule_ids", "warned_rule_ids"]
+__all__ = ["Endpoint", "MUTATE", "VALIDATE", "Outcome", "admit", "rule_ids", "warned_rule_ids"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +44,6 @@ class Endpoint:
 
 MUTATE = Endpoint("mutate", mutate=True, validate=False, fail_open=True)
 VALIDATE = Endpoint("validate", mutate=False, validate=True, fail_open=False)
-ENDPOINTS = {e.name: e for e in (MUTATE, VALIDATE)}
 
 
 @dataclass(slots=True)
@@ -104,10 +102,6 @@ def admit(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView,
     return Outcome(review, request, decision)
 
 
-# Warn-mode findings and mutation warnings start with Violation.summary()'s "[policy/rule] ".
-_RULE_PREFIX = re.compile(r"^\[([^/\]\s]+)/([^\]\s]+)\]")
-
-
 def rule_ids(decision: Decision) -> list[str]:
     """``policy/rule`` of every finding that denied or was audited, in order, without repeats."""
     seen = dict.fromkeys(f"{v.policy}/{v.rule}" for v in (*decision.violations, *decision.audit))
@@ -115,8 +109,6 @@ def rule_ids(decision: Decision) -> list[str]:
 
 
 def warned_rule_ids(decision: Decision) -> Iterator[tuple[str, str]]:
-    """(policy, rule) of each warning that names one (Warn-mode findings, failed defaults)."""
-    for warning in decision.warnings:
-        match = _RULE_PREFIX.match(warning)
-        if match:
-            yield match.group(1), match.group(2)
+    """(policy, rule) of each Warn-mode finding."""
+    for v in decision.warned:
+        yield v.policy, v.rule

@@ -51,29 +51,30 @@ class WebhookContext:
     today: Callable[[], date] = date.today
     draining: bool = False
     in_flight: int = 0
-    _changed: asyncio.Event | None = field(default=None, repr=False)  # created only while someone waits
+    _waiters: set[asyncio.Event] = field(default_factory=set, repr=False)  # non-empty only while someone waits
 
     def request_started(self) -> None:
         self.in_flight += 1
         self.metrics.in_flight.inc()
-        if self._changed is not None:
-            self._changed.set()
+        for waiter in self._waiters:
+            waiter.set()
 
     def request_finished(self) -> None:
         self.in_flight -= 1
         self.metrics.in_flight.dec()
-        if self._changed is not None:
-            self._changed.set()
+        for waiter in self._waiters:
+            waiter.set()
 
     async def wait_in_flight(self, predicate: Callable[[int], bool]) -> None:
         """Until ``predicate(in_flight)`` holds (the drain waits for 0; tests for a request to arrive)."""
-        while not predicate(self.in_flight):
-            self._changed = changed = asyncio.Event()
-            try:
+        changed = asyncio.Event()
+        self._waiters.add(changed)
+        try:
+            while not predicate(self.in_flight):
+                changed.clear()
                 await changed.wait()
-            finally:
-                if self._changed is changed:
-                    self._changed = None
+        finally:
+            self._waiters.discard(changed)
 
     def readiness(self) -> tuple[bool, str]:
         if self.draining:
