@@ -35,10 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kubernetes import client  # noqa: E402
+from kubernetes import client
 
-from tests.kube_api import KubeAPI  # noqa: E402
-from webhook.cluster import ReflectorSettings, ViewSettings, WatchedClusterState  # noqa: E402
+from tests.kube_api import KubeAPI
+from webhook.cluster import ReflectorSettings, ViewSettings, WatchedClusterState
 
 WEBHOOK_DIR = str(ROOT / "webhook")
 
@@ -150,7 +150,7 @@ async def main(args: argparse.Namespace) -> None:
             sent = time.perf_counter()
             api.expire_watches("pods")
             assert await view.wait_until(
-                lambda: pod_status(view).relists == relists + 1 and pod_status(view).connected, 300)
+                lambda relists=relists: pod_status(view).relists == relists + 1 and pod_status(view).connected, 300)
             await api.wait_for_watchers("pods")
             resync_outside.append(time.perf_counter() - sent)
             resync_inside.append(pod_status(view).last_resync_seconds)

@@ -36,8 +36,9 @@ import base64
 import copy
 import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Self
 
 import orjson
 from aiohttp import web
@@ -99,7 +100,7 @@ class KubeAPI:
         self.url = ""
 
     # --- server ----------------------------------------------------------------------------------
-    async def __aenter__(self) -> "KubeAPI":
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True)

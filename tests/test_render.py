@@ -56,10 +56,9 @@ BASE = _cluster("base", {
 def _by(objects: list[dict], kind: str, namespace: str, name: str | None = None) -> dict:
     for obj in objects:
         meta = obj["metadata"]
-        if obj["kind"] == kind and (meta.get("namespace") == namespace or (kind == "Namespace" and
-                                                                           meta["name"] == namespace)):
-            if name is None or meta["name"] == name:
-                return obj
+        same_namespace = meta.get("namespace") == namespace or (kind == "Namespace" and meta["name"] == namespace)
+        if obj["kind"] == kind and same_namespace and (name is None or meta["name"] == name):
+            return obj
     raise AssertionError(f"no {kind} {name or ''} for {namespace}")
 
 

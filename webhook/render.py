@@ -40,9 +40,10 @@ name. Both are reported as notes, never silently dropped.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from webhook.core.plan import CompiledPolicy, PolicySet
 from webhook.core.quantity import canonical, parse_quantity

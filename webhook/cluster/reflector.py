@@ -34,8 +34,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from kubernetes.client.exceptions import ApiException
@@ -122,8 +123,8 @@ class Reflector:
         if resp is not None:
             try:
                 resp.shutdown()  # urllib3 >= 2.3: unblocks a read in progress in another thread
-            except Exception:  # noqa: BLE001 - best effort; the read timeout ends it otherwise
-                pass
+            except Exception as exc:  # noqa: BLE001 - best effort; the read timeout ends it otherwise
+                log.debug("%s: shutting the stream down: %s", self.resource.kind, exc)
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -258,8 +259,8 @@ class Reflector:
             self.status.disconnected_since = self.clock()
             try:
                 resp.release_conn()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001 - a broken connection is dropped by the pool anyway
+                log.debug("%s: releasing the connection: %s", self.resource.kind, exc)
         return delivered or self.clock() - opened >= 1.0
 
     def _event(self, event: Any) -> None:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Self
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -126,7 +127,7 @@ class WatchedClusterState:
             await asyncio.to_thread(self._api.close)
         self._started = False
 
-    async def __aenter__(self) -> "WatchedClusterState":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -171,9 +172,10 @@ class WatchedClusterState:
         obj = decision.mutated if decision.mutated is not None else request.obj
         if not isinstance(obj, Mapping) or obj.get("kind") != "Pod":
             return False
-        meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-        name = meta.get("name") if isinstance(meta.get("name"), str) else None
-        return self.store.reserve(request.namespace, name or None, quota_usage(obj))
+        meta = obj.get("metadata")
+        name = meta.get("name") if isinstance(meta, Mapping) else None
+        return self.store.reserve(request.namespace, name if isinstance(name, str) and name else None,
+                                  quota_usage(obj))
 
     def judge(self, request: AdmissionRequest, policies: PolicySet, *, mutate: bool = True,
               validate: bool = True) -> Decision:

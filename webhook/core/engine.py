@@ -136,6 +136,7 @@ def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> None
         if not (policy.is_tenant and any(_same_finding(found, v) for v in decision.violations)):
             decision.violations.append(found)
     elif mode is Enforcement.WARN:
+        decision.warned.append(found)
         decision.warnings.append(found.summary())
     else:
         decision.audit.append(found)

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext

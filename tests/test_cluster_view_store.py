@@ -1,0 +1,129 @@
+"""The cluster view's store on its own: usage exactly as quota_usage counts it, kept per namespace."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+from webhook.cluster.store import ClusterStore, usage_key
+from webhook.core.pod_resources import quota_usage
+
+QUANTITIES = ["0", "1m", "100m", "250m", "1", "1500m", "64Mi", "128Mi", "1Gi", "1.5Gi", "2G", "1e3"]
+
+
+def _resources(rng: random.Random) -> dict:
+    out: dict = {}
+    for section in ("requests", "limits"):
+        if rng.random() < 0.7:
+            out[section] = {r: rng.choice(QUANTITIES)
+                            for r in rng.sample(["cpu", "memory", "ephemeral-storage", "nvidia.com/gpu"], 2)}
+    return out
+
+
+def random_pod(rng: random.Random, index: int) -> dict:
+    spec: dict = {"containers": [{"name": f"c{i}", "image": "i", "resources": _resources(rng)}
+                                 for i in range(rng.randint(1, 3))],
+                  "nodeName": f"node-{rng.randint(0, 9)}"}
+    if rng.random() < 0.4:
+        spec["initContainers"] = [{"name": "init", "image": "i", "resources": _resources(rng),
+                                   **({"restartPolicy": "Always"} if rng.random() < 0.5 else {})}]
+    if rng.random() < 0.2:
+        spec["overhead"] = {"cpu": rng.choice(QUANTITIES), "memory": "32Mi"}
+    if rng.random() < 0.15:
+        spec["resources"] = {"requests": {"cpu": rng.choice(QUANTITIES)}, "limits": {"cpu": "2"}}
+    status: dict = {"phase": rng.choice(["Pending", "Running", "Running", "Succeeded", "Failed"]),
+                    "podIP": f"10.0.0.{index % 250}"}
+    if rng.random() < 0.2:
+        status["containerStatuses"] = [{"name": "c0", "resources": {"requests": {"cpu": rng.choice(QUANTITIES)}},
+                                        "allocatedResources": {"cpu": rng.choice(QUANTITIES)}}]
+        if rng.random() < 0.5:
+            status["conditions"] = [{"type": "PodResizePending", "reason": rng.choice(["Infeasible", "Deferred"])}]
+    return {"kind": "Pod", "metadata": {"name": f"p{index}", "namespace": f"ns{index % 3}",
+                                        "labels": {"i": str(index)}}, "spec": spec, "status": status}
+
+
+def test_cached_usage_is_quota_usage_for_every_pod() -> None:
+    rng = random.Random(4)
+    store = ClusterStore()
+    pods = [random_pod(rng, i) for i in range(3000)]
+    pods += [dict(p, metadata={"name": f"copy{i}", "namespace": "x"}) for i, p in enumerate(pods[:500])]
+    for pod in pods:
+        assert store._usage_of(pod) == quota_usage(pod), pod
+    assert len(store._by_key) < len(pods)  # pods that differ only in names, labels, nodes share it
+
+
+def test_usage_key_ignores_what_quota_usage_ignores_and_sees_what_it_reads() -> None:
+    base = random_pod(random.Random(1), 1)
+    other = dict(base, metadata={"name": "other", "namespace": "elsewhere"})
+    assert usage_key(base) == usage_key(other)
+    changed = dict(base, status=dict(base["status"], phase="Failed" if base["status"]["phase"] != "Failed"
+                                     else "Running"))
+    assert usage_key(base) != usage_key(changed)
+
+
+def test_sums_stay_exact_through_replace_apply_and_delete() -> None:
+    rng = random.Random(7)
+    store = ClusterStore()
+    pods = [random_pod(rng, i) for i in range(300)]
+    store.replace("Pod", [store.compact("Pod", p) for p in pods[:200]])
+    for pod in pods[200:]:
+        store.apply("Pod", "ADDED", pod)
+    for pod in pods[:50]:
+        store.apply("Pod", "DELETED", pod)
+    live = pods[50:]
+    for ns in ("ns0", "ns1", "ns2"):
+        expected: dict[str, Decimal] = {}
+        for pod in live:
+            if pod["metadata"]["namespace"] == ns:
+                for key, value in quota_usage(pod).items():
+                    expected[key] = expected.get(key, Decimal(0)) + value
+        got = store.namespace_usage(ns)
+        assert {k: v for k, v in got.items() if v} == {k: v for k, v in expected.items() if v}
+    for pod in live:
+        store.apply("Pod", "DELETED", pod)
+    assert store.pod_count() == 0 and store.namespace_usage("ns0") == {}
+
+
+def test_many_milli_values_add_up_exactly() -> None:
+    store = ClusterStore()
+    pods = [{"kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "n"},
+             "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1m"}}}]}}
+            for i in range(10_000)]
+    store.replace("Pod", [store.compact("Pod", p) for p in pods])
+    assert store.namespace_usage("n")["requests.cpu"] == Decimal(10)
+
+
+def test_an_unparseable_pod_counts_as_a_pod() -> None:
+    store = ClusterStore()
+    store.apply("Pod", "ADDED", {"kind": "Pod", "metadata": {"name": "p", "namespace": "n"},
+                                 "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1 Gi"}}}]}})
+    assert store.namespace_usage("n") == {"pods": 1, "count/pods": 1}
+    assert store.unparseable_pods == 1
+
+
+def test_reservations_count_until_confirmed_or_expired() -> None:
+    now = [100.0]
+    store = ClusterStore(clock=lambda: now[0], reservation_ttl=5)
+    usage = {"pods": Decimal(1), "requests.cpu": Decimal(1)}
+    assert store.reserve("n", "a", usage)
+    assert store.reserve("n", None, usage)
+    assert store.namespace_usage("n")["requests.cpu"] == 2
+    assert store.pod_usage("n", "a") == usage
+    store.apply("Pod", "ADDED", {"kind": "Pod", "metadata": {"name": "a", "namespace": "n"},
+                                 "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}})
+    assert store.namespace_usage("n")["requests.cpu"] == 2  # the live pod replaced its reservation
+    assert not store.reserve("n", "a", usage)  # already live: nothing to reserve
+    now[0] += 6
+    assert store.namespace_usage("n")["requests.cpu"] == 1  # the nameless reservation expired
+    assert store.reservations() == {}
+
+
+def test_network_policies_are_unknown_until_listed() -> None:
+    store = ClusterStore()
+    assert not store.network_policies_known("n")
+    store.replace("NetworkPolicy", [])
+    assert store.network_policies_known("n") and store.network_policies("n") == []
+    store.apply("NetworkPolicy", "ADDED", {"metadata": {"name": "d", "namespace": "n", "uid": "x"},
+                                           "spec": {"podSelector": {}}})
+    assert store.network_policies("n") == [{"metadata": {"name": "d", "namespace": "n"},
+                                            "spec": {"podSelector": {}}}]
