@@ -65,3 +65,22 @@ def cli():
 
 def golden_suites() -> list[Path]:
     return sorted(GOLDEN.rglob("*.yaml"))
+
+
+def golden_case_params() -> list[Any]:
+    """One pytest param (suite path, case index) per golden case, named suite::case."""
+    from webhook.policytest import load_suite
+
+    return [
+        pytest.param(path, index, id=f"{path.relative_to(path.parents[1])}::{case.name}")
+        for path in golden_suites()
+        for index, case in enumerate(load_suite(path).cases)
+    ]
+
+
+@pytest.fixture(scope="module")
+def suites():
+    """Every golden suite, loaded once per test module."""
+    from webhook.policytest import load_suite
+
+    return {path: load_suite(path) for path in golden_suites()}

@@ -22,13 +22,13 @@ import jsonpatch
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import POLICIES, fixture_review, golden_suites
+from tests.conftest import POLICIES, fixture_review, golden_case_params
 from webhook.core.cluster_state import InMemoryClusterState
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest
 from webhook.core.response import MAX_WARNING_CHARS
-from webhook.policy.loader import build_policy_set, load_policies, SourceDoc
-from webhook.policytest import Suite, core_evaluator, load_suite, run_suite
+from webhook.policy.loader import SourceDoc, build_policy_set, load_policies
+from webhook.policytest import Suite, core_evaluator, run_suite
 from webhook.server.app import WebhookContext, create_app
 from webhook.server.cluster_view import StaticClusterView
 from webhook.server.metrics import Metrics
@@ -121,26 +121,11 @@ class RecordingView(StaticClusterView):
 
 # --- golden cases through HTTP -------------------------------------------------------------------
 
-SUITES = golden_suites()
-
-
-def _cases():
-    for path in SUITES:
-        suite = load_suite(path)
-        for index, case in enumerate(suite.cases):
-            yield pytest.param(path, index, id=f"{path.relative_to(path.parents[1])}::{case.name}")
-
-
-@pytest.fixture(scope="module")
-def suites():
-    return {path: load_suite(path) for path in SUITES}
-
-
 def _truncated(warnings: list[str]) -> list[str]:
     return [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..." for w in warnings]
 
 
-@pytest.mark.parametrize("path,index", list(_cases()))
+@pytest.mark.parametrize("path,index", golden_case_params())
 async def test_golden_case_through_http(aiohttp_client, suites, path: Path, index: int) -> None:
     suite = suites[path]
     case = suite.cases[index]

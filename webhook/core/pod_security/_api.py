@@ -10,7 +10,6 @@ the upstream evaluator clamps it (``maxVersion``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 

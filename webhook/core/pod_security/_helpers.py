@@ -115,6 +115,11 @@ def pluralize(singular: str, plural: str, count: int) -> str:
     return singular if count == 1 else plural
 
 
+def containers_phrase(names: list[str] | tuple[str, ...]) -> str:
+    """``container "a"`` / ``containers "a", "b"``: how upstream names the containers at fault."""
+    return f"{pluralize('container', 'containers', len(names))} {join_quote(names)}"
+
+
 _GO_ESCAPES = {
     "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
     "\\": "\\\\", '"': '\\"',

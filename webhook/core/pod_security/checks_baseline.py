@@ -13,6 +13,7 @@ from typing import Any
 
 from webhook.core.pod_security._helpers import (
     containers,
+    containers_phrase,
     go_quote,
     in_user_namespace,
     is_true,
@@ -85,7 +86,7 @@ def privileged_1_0(metadata: Meta, spec: Spec) -> Finding | None:
         return None
     return Finding(
         "privileged",
-        f"{pluralize('container', 'containers', len(bad))} {join_quote(bad)} must not set securityContext.privileged=true",
+        f"{containers_phrase(bad)} must not set securityContext.privileged=true",
         tuple(bad), tuple(fields),
     )
 
@@ -119,7 +120,7 @@ def capabilities_baseline_1_0(metadata: Meta, spec: Spec) -> Finding | None:
         return None
     return Finding(
         "non-default capabilities",
-        f"{pluralize('container', 'containers', len(bad))} {join_quote(bad)} must not include "
+        f"{containers_phrase(bad)} must not include "
         f"{join_quote(sorted(forbidden))} in securityContext.capabilities.add",
         tuple(bad), tuple(fields),
     )
@@ -357,7 +358,7 @@ def proc_mount_1_0(metadata: Meta, spec: Spec) -> Finding | None:
         return None
     return Finding(
         "procMount",
-        f"{pluralize('container', 'containers', len(bad))} {join_quote(bad)} must not set securityContext.procMount "
+        f"{containers_phrase(bad)} must not set securityContext.procMount "
         f"to {join_quote(sorted(types))}",
         tuple(bad), tuple(fields),
     )
@@ -433,7 +434,7 @@ def seccomp_profile_baseline_1_19(metadata: Meta, spec: Spec) -> Finding | None:
             values.add(string(profile, "type"))
             fields.append(ref.path("securityContext", "seccompProfile", "type"))
     if bad:
-        setters.append(f"{pluralize('container', 'containers', len(bad))} {join_quote(bad)}")
+        setters.append(f"{containers_phrase(bad)}")
     if not setters:
         return None
     return Finding(

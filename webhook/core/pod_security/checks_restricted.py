@@ -7,6 +7,7 @@ from typing import Any
 
 from webhook.core.pod_security._helpers import (
     containers,
+    containers_phrase,
     in_user_namespace,
     is_windows,
     is_zero,
@@ -115,7 +116,7 @@ def allow_privilege_escalation_1_8(metadata: Meta, spec: Spec) -> Finding | None
         return None
     return Finding(
         "allowPrivilegeEscalation != false",
-        f"{pluralize('container', 'containers', len(bad))} {join_quote(bad)} must set "
+        f"{containers_phrase(bad)} must set "
         f"securityContext.allowPrivilegeEscalation=false",
         tuple(bad), tuple(fields),
     )
