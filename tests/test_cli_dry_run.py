@@ -221,7 +221,7 @@ def test_console_script_runs_the_shipped_demo() -> None:
     """The README's first command: the shipped policies over the shipped examples."""
     exe = Path(sys.executable).parent / "tenantguard"
     result = subprocess.run([str(exe), "dry-run", "--policies", "policies", "examples", "--output", "json"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1, result.stderr  # the examples include three objects meant to be denied
     doc = json.loads(result.stdout)
     denied = sorted(r["name"] for r in doc["results"] if not r["allowed"])
@@ -231,3 +231,46 @@ def test_console_script_runs_the_shipped_demo() -> None:
 
 def test_examples_exist() -> None:
     assert sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()) == ["customer-a", "edge", "ml", "trading"]
+
+
+def test_invalid_admission_review_names_file_and_document(tmp_path: Path, policy: Path) -> None:
+    f = tmp_path / "r.yaml"
+    good = fixture_review("small")
+    bad = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"operation": "CREATE"}}
+    f.write_text(dump_all([good, bad]))
+    result = run_cli("dry-run", "-p", str(policy), str(f))
+    assert result.code == 2
+    assert f"{f}: document 2: invalid AdmissionReview: request.uid is required" in result.err
+
+
+@pytest.mark.parametrize("change,needle", [
+    # allowed (no rule reads resources), then counted toward quota for later objects: the quantity must parse
+    ({"spec": {"containers": [{"name": "app", "image": "nginx", "resources": {"requests": {"cpu": "lots"}}}]}},
+     'document 1: invalid quantity: container "app" resources.requests.cpu: \'lots\''),
+    ({"metadata": {"name": "p", "namespace": ["shop"]}}, "document 1: metadata.namespace: must be a string"),
+    ({"metadata": {"name": "p", "labels": ["x"]}, "kind": "Namespace", "apiVersion": "v1"},
+     "document 1: metadata.labels: must be a mapping"),
+])
+def test_objects_the_cluster_view_cannot_hold_exit_2_naming_file_document_field(
+        tmp_path: Path, change: dict, needle: str) -> None:
+    """An object is admitted, then joins the view (it counts toward quota for the next ones): one the API
+    server would refuse as invalid is bad input, not a crash."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: c}\n"
+                      "spec: {defaults: {labels: {team: a}}}\n")
+    f = tmp_path / "in.yaml"
+    f.write_text(dump_all([{**pod("p"), **change}]))
+    result = run_cli("dry-run", "-p", str(policy), str(f))
+    assert result.code == 2, result.out + result.err
+    assert f"{f}: {needle}" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_bad_cluster_state_object_exits_2_naming_file_and_document(tmp_path: Path, policy: Path) -> None:
+    state = tmp_path / "state.yaml"
+    state.write_text(dump_all([pod("ok"), {**pod("bad"), "metadata": 7}]))
+    f = tmp_path / "in.yaml"
+    f.write_text(dump_all([pod("a")]))
+    result = run_cli("dry-run", "-p", str(policy), "--cluster-state", str(state), str(f))
+    assert result.code == 2
+    assert f"--cluster-state: {state}: document 2: metadata: must be a mapping" in result.err

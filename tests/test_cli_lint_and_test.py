@@ -88,3 +88,35 @@ def test_examples_verdicts(example_results) -> None:
     for r in example_results:
         if r.obj["kind"] == "Pod" and r.decision.tenant:
             assert r.decision.tenant == r.request.namespace.split("-")[0] or r.decision.tenant == "customer-a"
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("    user: alice\n    object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}\n",
+     "spec.cases[0].user: must be a mapping"),
+    ("    object: {apiVersion: admission.k8s.io/v1, kind: AdmissionReview, request: {operation: CREATE}}\n",
+     "spec.cases[0].object: invalid AdmissionReview: request.uid is required"),
+    (("    object: {apiVersion: v1, kind: Pod, metadata: {name: p},\n"
+      "             spec: {containers: [{name: c, image: i, resources: {requests: {cpu: lots}}}]}}\n"),
+     "case 'c': invalid quantity: container \"c\" resources.requests.cpu"),
+])
+def test_policy_test_bad_cases_exit_2_naming_the_case(tmp_path: Path, case: str, needle: str) -> None:
+    (tmp_path / "p.yaml").write_text(TENANT)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("apiVersion: tenantguard.io/v1alpha1\nkind: PolicyTest\nmetadata: {name: s}\nspec:\n"
+                     "  policies: [p.yaml]\n  namespace: t\n  cases:\n  - name: c\n" + case
+                     + "    expect: {allowed: true}\n")
+    result = run_cli("test", str(suite))
+    assert result.code == 2, result.out + result.err
+    assert needle in result.err and "Traceback" not in result.err
+
+
+def test_policy_test_bad_cluster_state_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(TENANT)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("apiVersion: tenantguard.io/v1alpha1\nkind: PolicyTest\nmetadata: {name: s}\nspec:\n"
+                     "  policies: [p.yaml]\n  namespace: t\n"
+                     "  clusterState: [{apiVersion: v1, kind: Namespace, metadata: {name: t, labels: [x]}}]\n"
+                     "  cases:\n  - object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}\n"
+                     "    expect: {allowed: true}\n")
+    result = run_cli("test", str(suite))
+    assert result.code == 2 and "spec.clusterState object 1: metadata.labels: must be a mapping" in result.err

@@ -127,3 +127,27 @@ def test_network_policies_are_unknown_until_listed() -> None:
                                            "spec": {"podSelector": {}}})
     assert store.network_policies("n") == [{"metadata": {"name": "d", "namespace": "n"},
                                             "spec": {"podSelector": {}}}]
+
+
+def test_the_namespace_name_label_is_the_name() -> None:
+    store = ClusterStore()
+    fake = {"kind": "Namespace", "metadata": {"name": "red", "labels": {"kubernetes.io/metadata.name": "blue"}}}
+    store.replace("Namespace", [store.compact("Namespace", fake)])
+    assert store.namespace_labels("red") == {"kubernetes.io/metadata.name": "red"}
+    store.apply("Namespace", "MODIFIED", fake)
+    assert store.namespace_labels("red") == {"kubernetes.io/metadata.name": "red"}
+
+
+def test_shared_usages_stay_bounded_between_relists() -> None:
+    """Watch events bring new resource shapes for as long as the watch lasts; the table that shares equal
+    usages must not grow with every shape ever seen (a relist may not come for days)."""
+    from webhook.cluster.store import INTERNED_CACHE
+
+    store = ClusterStore()
+    for i in range(INTERNED_CACHE + 500):
+        pod = {"kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "n"},
+               "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": f"{i + 1}m"}}}]}}
+        store.apply("Pod", "ADDED", pod)
+        store.apply("Pod", "DELETED", pod)
+    assert len(store._interned) <= INTERNED_CACHE
+    assert store.namespace_usage("n") == {}

@@ -234,3 +234,100 @@ def test_audit_mode_annotations() -> None:
     assert resp["auditAnnotations"]["tenant"] == "shop"
     assert resp["auditAnnotations"]["rules"] == "shop/requireLimits"
     assert ps.tenants[0].enforcement is Enforcement.AUDIT
+
+
+def test_invalid_quantity_violation_names_container_and_field() -> None:
+    ps = policies(tenant("shop", {"rules": {"qosClass": "Guaranteed"}}))
+    bad = pod()
+    bad["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1 Gi"}}
+    [found] = evaluate(req(bad), ps, InMemoryClusterState()).violations
+    assert 'container "app" resources.limits.cpu' in found.message
+
+
+def test_tenant_resolution_follows_relabelled_namespaces() -> None:
+    """A PolicySet remembers each namespace's tenant per label mapping; a new mapping is judged anew."""
+    ps = policies({"apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy", "metadata": {"name": "a"},
+                   "spec": {"namespaceSelector": {"matchLabels": {"team": "a"}}}},
+                  {"apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy", "metadata": {"name": "b"},
+                   "spec": {"namespaceSelector": {"matchLabels": {"env": "prod"}}}})
+    state = InMemoryClusterState()
+    state.add_namespace("ns", {"team": "a"})
+    assert evaluate(req(pod(), namespace="ns"), ps, state).tenant == "a"
+    assert evaluate(req(pod(), namespace="ns"), ps, state).tenant == "a"  # remembered
+    state.add_namespace("ns", {"team": "b"})
+    assert evaluate(req(pod(), namespace="ns"), ps, state).tenant is None
+    state.add_namespace("ns", {"team": "a", "env": "prod"})
+    for _ in range(2):  # a remembered conflict is still a conflict
+        d = evaluate(req(pod(), namespace="ns"), ps, state)
+        assert not d.allowed and "claimed by several tenants: a, b" in d.violations[0].message
+
+
+def test_the_namespace_name_label_cannot_be_faked() -> None:
+    state = InMemoryClusterState()
+    state.add_object({"apiVersion": "v1", "kind": "Namespace",
+                      "metadata": {"name": "red", "labels": {"kubernetes.io/metadata.name": "blue"}}})
+    assert state.namespace_labels("red") == {"kubernetes.io/metadata.name": "red"}
+
+
+def test_usage_sums_are_exact_beyond_28_digits() -> None:
+    state = InMemoryClusterState()
+    for name, cpu in (("a", "123456789012345678901234567890"), ("b", "1m")):
+        state.add_pod({"kind": "Pod", "metadata": {"name": name, "namespace": "n"},
+                       "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}})
+    assert str(state.namespace_usage("n")["requests.cpu"]) == "123456789012345678901234567890.001"
+    state.add_pod({"kind": "Pod", "metadata": {"name": "a", "namespace": "n"},  # replaces pod a
+                   "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}})
+    assert str(state.namespace_usage("n")["requests.cpu"]) == "1.001"
+
+
+@pytest.mark.parametrize("image,repository", [
+    ("nginx", "docker.io/library/nginx"),
+    ("nginx:1.27@sha256:abc", "docker.io/library/nginx"),
+    ("docker.io/nginx", "docker.io/library/nginx"),
+    ("index.docker.io/nginx:1", "docker.io/library/nginx"),
+    ("index.docker.io/team/app", "docker.io/team/app"),
+    ("team/app:v1", "docker.io/team/app"),
+    ("localhost:5000/app:v1", "localhost:5000/app"),
+    ("registry.example.com/blue/app:1.2", "registry.example.com/blue/app"),
+])
+def test_images_normalise_as_the_container_runtime_resolves_them(image: str, repository: str) -> None:
+    from webhook.core.validators.boundaries import normalize_image
+
+    assert normalize_image(image) == repository
+
+
+def test_docker_hub_spellings_of_one_image_are_judged_alike() -> None:
+    ps = policies(tenant("shop", {"rules": {"allowedRegistries": ["docker.io/library"]}}))
+    for image in ("nginx", "docker.io/nginx", "index.docker.io/library/nginx", "docker.io/library/nginx:1"):
+        obj = pod()
+        obj["spec"]["containers"][0]["image"] = image
+        assert evaluate(req(obj), ps, InMemoryClusterState()).allowed, image
+
+
+def test_a_review_the_caller_keeps_is_never_written_to() -> None:
+    """The server hands its freshly parsed body over (consume=True: filled in place); other callers' reviews
+    stay as they were."""
+    from webhook.server.admission import MUTATE, admit
+    from webhook.server.cluster_view import StaticClusterView
+
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+              "request": {"uid": "u", "operation": "CREATE", "namespace": "shop", "object": pod()}}
+    before = json.loads(json.dumps(review))
+    kept = admit(MUTATE, review, SHOP, StaticClusterView())
+    assert review == before and kept.decision is not None and kept.decision.patch
+    consumed = admit(MUTATE, review, SHOP, StaticClusterView(), consume=True)
+    assert consumed.review == kept.review
+    assert review["request"]["object"]["metadata"]["labels"] == {"a": "b"}  # filled in place
+
+
+@pytest.mark.parametrize("kind", [{"a": 1}, ["Pod"], None, 7])
+def test_a_malformed_kind_is_judged_not_an_internal_error(kind: Any) -> None:
+    from webhook.server.admission import MUTATE, VALIDATE, admit
+    from webhook.server.cluster_view import StaticClusterView
+
+    ps = policies(tenant("shop", {"quota": {"hard": {"pods": "5"}}}))  # quota judges kind Pod only
+    for endpoint in (MUTATE, VALIDATE):
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                  "request": {"uid": "u", "operation": "CREATE", "namespace": "shop", "object": {**pod(), "kind": kind}}}
+        outcome = admit(endpoint, review, ps, StaticClusterView())
+        assert outcome.exception is None and outcome.verdict == "allowed", outcome.error

@@ -20,11 +20,14 @@ from webhook.core.pod_resources import (
     QuantityError,
     container_limits,
     container_requests,
+    container_requests_and_limits,
     is_pod_level_resources_set,
     pod_is_charged,
     pod_limits,
     pod_requests,
+    pod_requests_and_limits,
     qos_class,
+    quota_demand,
     quota_missing,
     quota_usage,
 )
@@ -192,6 +195,21 @@ def test_quota_constraints(case: dict[str, Any]) -> None:
     missing = quota_missing(case["spec"], case["required"])
     assert missing == sorted(missing, key=lambda pair: (pair[1], pair[0]))
     assert upstream_message(missing) == case["error"]
+
+
+ALL_SPECS = ([c["spec"] for c in VECTORS["requests_and_limits"] + VECTORS["requests"] + VECTORS["limits"]]
+             + [c["spec"] for c in VECTORS["constraints"]] + [c["pod"].get("spec") for c in VECTORS["usage"]])
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_one_reading_gives_what_the_separate_functions_give(spec: Any) -> None:
+    """The combined readers the rules use (one parse of the pod) agree with the functions mirroring upstream."""
+    assert pod_requests_and_limits(spec) == (pod_requests(spec), pod_limits(spec))
+    for container in (spec or {}).get("containers") or []:
+        assert container_requests_and_limits(container) == (container_requests(container), container_limits(container))
+    keys = ["cpu", "memory", "requests.cpu", "limits.memory", "pods", "requests.nvidia.com/gpu"]
+    for pod in ({"spec": spec}, {"spec": spec, "status": {"phase": "Succeeded"}}):
+        assert quota_demand(pod, keys) == (quota_usage(pod), quota_missing(spec, keys))
 
 
 def test_quota_missing_ignores_non_string_keys() -> None:

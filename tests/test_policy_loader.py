@@ -54,8 +54,8 @@ def test_typo_names_file_document_and_field(tmp_path: Path) -> None:
      "spec.defaults.securityContext.container.runAsNonroot: unknown field"),
     ("  defaults: {securityContext: hardened}\n", "spec.defaults.securityContext.preset: must be one of 'restricted'"),
     ("  exemptions: [{reason: nothing named}]\n", "spec.exemptions[0]: an exemption must name namespaces"),
-    ("  defaults:\n    affinity:\n      nodeAffinity:\n        requiredDuringSchedulingIgnoredDuringExecution:\n"
-     "          nodeSelectorTerms: [{matchExpressions: []}, {matchExpressions: []}]\n",
+    (("  defaults:\n    affinity:\n      nodeAffinity:\n        requiredDuringSchedulingIgnoredDuringExecution:\n"
+      "          nodeSelectorTerms: [{matchExpressions: []}, {matchExpressions: []}]\n"),
      "spec.defaults.affinity.nodeAffinity: a default required nodeAffinity must have exactly one nodeSelectorTerm"),
 ])
 def test_field_errors(tmp_path: Path, spec: str, expected: str) -> None:

@@ -60,6 +60,15 @@ async def test_a_bad_cluster_state_file_is_a_clear_error(tmp_path: Path) -> None
         await open_view(ServerSettings(policies=(), cert="", key="", cluster_state=(str(state),)))
 
 
+async def test_an_object_the_view_cannot_hold_is_a_clear_error(tmp_path: Path) -> None:
+    state = tmp_path / "state.yaml"
+    state.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
+                     "spec: {containers: [{name: c, resources: {requests: {cpu: lots}}}]}\n")
+    with pytest.raises(ClusterViewError, match=f"--cluster-state: {state}: document 1: invalid quantity: "
+                                               'container "c" resources.requests.cpu'):
+        await open_view(ServerSettings(policies=(), cert="", key="", cluster_state=(str(state),)))
+
+
 async def test_kubeconfig_opens_the_watched_view_without_starting_it(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_server_http import RESTRICTED, cluster_policy, make_context, pod, policy_set, post, review
-from webhook.server import logs
 from webhook.core.cluster_state import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.request import from_review
+from webhook.server import logs
 from webhook.server.app import CONTEXT, create_app
 from webhook.server.metrics import LATENCY_BUCKETS
 

@@ -195,11 +195,10 @@ async def test_the_watcher_reloads_on_its_own(tmp_path: Path, tls) -> None:
         await asyncio.wait_for(server.policies.wait_for_attempts(attempts + 1), 10)
         assert server.policies.generation != before
         url = f"https://localhost:{server.port}/validate"
-        async with aiohttp.ClientSession() as session:
-            async with session.post(url, data=json.dumps(review(cpu_limited_pod())),
-                                    headers={"Content-Type": "application/json"},
-                                    ssl=client_context(tls["ca"])) as resp:
-                assert (await resp.json())["response"]["allowed"] is False
+        async with aiohttp.ClientSession() as session, session.post(
+                url, data=json.dumps(review(cpu_limited_pod())), headers={"Content-Type": "application/json"},
+                ssl=client_context(tls["ca"])) as resp:
+            assert (await resp.json())["response"]["allowed"] is False
 
 
 async def test_certificate_rotation_keeps_established_connections(tmp_path: Path, tls) -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
-from webhook.yamlio import InputError, load_documents
-
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+from webhook.yamlio import InputError, document_files, load_documents
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,19 +23,11 @@ class InputObject:
     source: str
     document: int  # 1-based document number in its source
 
-    @property
-    def is_review(self) -> bool:
-        return self.obj.get("kind") == "AdmissionReview"
-
 
 def _files(arg: str) -> list[Path]:
     path = Path(arg)
     if path.is_dir():
-        return [
-            p for p in sorted(path.rglob("*"))
-            if p.is_file() and p.suffix in MANIFEST_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        ]
+        return document_files(path)
     if path.is_file():
         return [path]
     raise InputError(f"{arg}: no such file or directory")

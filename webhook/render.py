@@ -46,6 +46,7 @@ from decimal import Decimal
 from typing import Any
 
 from webhook.core.plan import CompiledPolicy, PolicySet
+from webhook.core.pod_security import LEVELS
 from webhook.core.quantity import canonical, parse_quantity
 from webhook.core.selectors import glob_match, is_glob
 from webhook.core.validators.maxima import split_key
@@ -54,7 +55,6 @@ from webhook.core.validators.network import DNS_NAMESPACE, DNS_POD_LABELS, NAME_
 TENANT_LABEL = "tenantguard.io/tenant"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "tenantguard")
 PSA_PREFIX = "pod-security.kubernetes.io/"
-LEVELS = ("privileged", "baseline", "restricted")
 
 
 class RenderError(Exception):

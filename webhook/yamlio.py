@@ -7,6 +7,7 @@ last one, hiding a half-edited policy.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,8 +20,23 @@ except AttributeError:  # pragma: no cover - libyaml missing
     _Dumper = yaml.SafeDumper
 
 
+DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
 class InputError(Exception):
     """A file or document that cannot be read (exit code 2)."""
+
+
+def document_files(directory: Path, suffixes: tuple[str, ...] = DOCUMENT_SUFFIXES) -> list[Path]:
+    """The files under ``directory`` (recursively, sorted) ending in one of ``suffixes``.
+
+    Hidden entries are skipped, so a mounted ConfigMap's ``..data`` indirection is read once.
+    """
+    return [
+        path for path in sorted(directory.rglob("*"))
+        if path.suffix in suffixes and not any(part.startswith(".") for part in path.relative_to(directory).parts)
+        and path.is_file()
+    ]
 
 
 class _StrictLoader(_Loader):  # type: ignore[misc,valid-type]

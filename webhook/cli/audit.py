@@ -20,7 +20,7 @@ import sys
 from datetime import date
 
 from webhook.cli.common import EXIT_DENIED, EXIT_OK, fail, load_policy_set
-from webhook.cli.report import use_colour
+from webhook.cli.report import Paint, use_colour
 from webhook.core.request import from_manifest
 from webhook.dryrun import Result, admit
 
@@ -69,7 +69,7 @@ def judge(snapshot, policies, namespaces: list[str], today: date) -> list[Result
 
 
 def write_table(results: list[Result], show_all: bool, colour: bool) -> None:
-    red, green, reset = ("\033[1;31m", "\033[1;32m", "\033[0m") if colour else ("", "", "")
+    paint = Paint(colour)
     rows = [("NAMESPACE", "POD", "TENANT", "VERDICT", "RULES")]
     for r in results:
         d = r.decision
@@ -82,9 +82,9 @@ def write_table(results: list[Result], show_all: bool, colour: bool) -> None:
     for index, row in enumerate(rows):
         cells = [row[i].ljust(widths[i]) for i in range(4)]
         if index and row[3] == "DENIED":
-            cells[3] = red + cells[3] + reset
+            cells[3] = paint(cells[3], "1;31")
         elif index and row[3] == "allowed":
-            cells[3] = green + cells[3] + reset
+            cells[3] = paint(cells[3], "1;32")
         print("  ".join(cells + [row[4]]).rstrip())
     denied = [r for r in results if not r.decision.allowed]
     print(f"\n{len(results)} live pods: {len(results) - len(denied)} allowed, {len(denied)} would be denied")

@@ -21,9 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from webhook.certs import CertBundle, CertError, CertOptions, ca_bundle, ensure_certificates, secret_manifest
+from webhook.yamlio import dump
 
 NAME = "certs"
 HELP = "generate a CA and serving certificate for the webhook"
@@ -102,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             f"# caBundle (webhook configurations / certs.existingSecret.caBundle): {ca_bundle(bundle.ca_pem)}\n"
         )
         sys.stdout.write("---\n")
-        sys.stdout.write(yaml.safe_dump(manifest, sort_keys=False))
+        sys.stdout.write(dump(manifest))
         print(_summary(bundle, options), file=sys.stderr)
     else:
         print(_summary(bundle, options))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterable, NoReturn
+from collections.abc import Iterable
+from typing import NoReturn
 
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.core.cluster_state import InMemoryClusterState, StateError
 from webhook.core.plan import PolicySet
 from webhook.manifests import read_objects
 from webhook.policy import PolicyError, load_policies
@@ -45,5 +46,8 @@ def load_state(paths: Iterable[str]) -> InMemoryClusterState:
     except InputError as exc:
         die(f"--cluster-state: {exc}")
     for item in objects:
-        state.add_object(item.obj)
+        try:
+            state.add_object(item.obj)
+        except StateError as exc:
+            die(f"--cluster-state: {item.source}: document {item.document}: {exc}")
     return state

@@ -10,10 +10,9 @@ import argparse
 import sys
 from datetime import date
 
+from webhook import dryrun
 from webhook.cli import report
 from webhook.cli.common import fail, load_policy_set, load_state
-from webhook.core.request import ReviewError
-from webhook import dryrun
 from webhook.manifests import read_objects
 from webhook.yamlio import InputError
 
@@ -42,13 +41,10 @@ def run_command(args: argparse.Namespace) -> int:
     state = load_state(args.cluster_state)
     try:
         items = read_objects(args.inputs)
+        results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
+                             username=args.user, groups=tuple(args.group))
     except InputError as exc:
         return fail(str(exc))
-    try:
-        results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
-                      username=args.user, groups=tuple(args.group))
-    except ReviewError as exc:
-        return fail(f"invalid AdmissionReview: {exc}")
     report.write(results, args.output, sys.stdout, args.color)
     return 1 if any(not r.decision.allowed for r in results) else 0
 

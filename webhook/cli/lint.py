@@ -13,10 +13,10 @@ from datetime import date
 
 from webhook.cli.common import load_policy_set
 from webhook.core.plan import CompiledPolicy, PolicySet
+from webhook.core.pod_security import LEVELS
+from webhook.core.validators.qos import RANK as QOS_RANK
 
 NAME = "lint"
-LEVELS = {"privileged": 0, "baseline": 1, "restricted": 2}
-QOS = {"BestEffort": 0, "Burstable": 1, "Guaranteed": 2}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,11 +41,11 @@ def warnings_for(policies: PolicySet, today: date) -> list[str]:
         for c in policies.cluster:
             c_rules = c.spec.get("rules", {})
             tps, cps = t_rules.get("podSecurity"), c_rules.get("podSecurity")
-            if tps and cps and LEVELS[tps["level"]] < LEVELS[cps["level"]]:
+            if tps and cps and LEVELS.index(tps["level"]) < LEVELS.index(cps["level"]):
                 out.append(f"{_where(t)}: spec.rules.podSecurity: {tps['level']} is looser than {cps['level']} in "
                            f"ClusterPolicy {c.name}; the cluster rule still applies")
             tq, cq = t_rules.get("qosClass"), c_rules.get("qosClass")
-            if tq and cq and QOS[tq] < QOS[cq]:
+            if tq and cq and QOS_RANK[tq] < QOS_RANK[cq]:
                 out.append(f"{_where(t)}: spec.rules.qosClass: {tq} is looser than {cq} in ClusterPolicy {c.name}; "
                            "the cluster rule still applies")
     return out

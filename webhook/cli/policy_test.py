@@ -10,8 +10,7 @@ import sys
 from datetime import date
 
 from webhook.cli.common import fail
-from webhook.cli.report import use_colour
-from webhook.core.request import ReviewError
+from webhook.cli.report import Paint, use_colour
 from webhook.policytest import SuiteError, load_suite, run_suite, suite_files
 
 NAME = "test"
@@ -27,18 +26,16 @@ def run(args: argparse.Namespace) -> int:
     files = suite_files(args.paths)
     if not files:
         return fail(f"no PolicyTest suites found in {' '.join(args.paths)}")
-    colour = use_colour(sys.stdout, args.color)
-
-    def paint(text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if colour else text
+    paint = Paint(use_colour(sys.stdout, args.color))
 
     passed = failed = 0
     for path in files:
         try:
             suite = load_suite(path, today=date.today())
-        except (SuiteError, ReviewError) as exc:
+            results = run_suite(suite)
+        except SuiteError as exc:
             return fail(str(exc))
-        for result in run_suite(suite):
+        for result in results:
             if result.passed:
                 passed += 1
                 if args.verbose:

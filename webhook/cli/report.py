@@ -6,7 +6,8 @@ import difflib
 import json
 import os
 import sys
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from webhook.dryrun import Result
 from webhook.yamlio import dump
@@ -31,7 +32,9 @@ def use_colour(stream: TextIO, choice: str = "auto") -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-class _Paint:
+class Paint:
+    """``paint(text, code)``: ``text`` in an ANSI SGR ``code`` when colour is on."""
+
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
@@ -40,13 +43,12 @@ class _Paint:
 
 
 def _label(r: Result) -> str:
-    data = r.as_json()
-    ns = f"{data['namespace']}/" if data["namespace"] else ""
-    return f"{data['kind']} {ns}{data['name'] or '<unnamed>'}"
+    ns = f"{r.request.namespace}/" if r.request.namespace else ""
+    return f"{r.obj.get('kind', '')} {ns}{r.name or '<unnamed>'}"
 
 
 def write_table(results: list[Result], out: TextIO, colour: bool) -> None:
-    paint = _Paint(colour)
+    paint = Paint(colour)
     for r in results:
         d = r.decision
         if not d.allowed:
@@ -63,8 +65,7 @@ def write_table(results: list[Result], out: TextIO, colour: bool) -> None:
         for v in d.violations:
             where = f" ({v.field})" if v.field else ""
             out.write(f"    {paint('x', '31')} [{v.policy}/{v.rule}] {v.message}{where}\n")
-        for w in d.warnings:
-            out.write(f"    {paint('!', '33')} {w}\n")
+        out.writelines(f"    {paint('!', '33')} {w}\n" for w in d.warnings)
         for op in d.patch:
             value = json.dumps(op.value, separators=(",", ":")) if op.op != "remove" else ""
             if len(value) > 100:
@@ -76,11 +77,11 @@ def write_table(results: list[Result], out: TextIO, colour: bool) -> None:
 
 
 def write_diff(results: list[Result], out: TextIO, colour: bool) -> None:
-    paint = _Paint(colour)
+    paint = Paint(colour)
     for r in results:
         label = _label(r).replace(" ", "/")
-        for v in r.decision.violations:
-            out.write(paint(f"# DENIED {_label(r)}: [{v.policy}/{v.rule}] {v.message}", "31") + "\n")
+        out.writelines(paint(f"# DENIED {_label(r)}: [{v.policy}/{v.rule}] {v.message}", "31") + "\n"
+                       for v in r.decision.violations)
         before = dump(r.original).splitlines(keepends=True)
         after = dump(r.obj).splitlines(keepends=True)
         for line in difflib.unified_diff(before, after, fromfile=f"a/{label}", tofile=f"b/{label}"):

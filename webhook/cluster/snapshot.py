@@ -15,9 +15,8 @@ import orjson
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from webhook.cluster.reflector import GONE
 from webhook.core.cluster_state import InMemoryClusterState
-
-GONE = 410
 
 
 class SnapshotState(InMemoryClusterState):

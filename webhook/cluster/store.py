@@ -28,11 +28,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from webhook.core.cluster_state import NAME_LABEL, add_usage
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError
 
@@ -40,12 +41,11 @@ Usage = Mapping[str, Decimal]
 KINDS = ("Pod", "Namespace", "NetworkPolicy", "ResourceQuota")
 USAGE_CACHE = 1024  # distinct pod resource shapes remembered (cleared when full)
 VALUE_CACHE = 65536  # distinct quantities shared between usages (cleared when full)
-_EXACT = Context(prec=100)
-_NAME_LABEL = "kubernetes.io/metadata.name"
+INTERNED_CACHE = 4096  # distinct usage mappings shared between pods (cleared when full; a relist prunes it)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -59,12 +59,12 @@ def _list(value: Any) -> list[Any]:
 
 def _containers(spec: Mapping[str, Any], key: str) -> list[Any]:
     return [(c.get("name"), c.get("resources"), c.get("restartPolicy"))
-            for c in _list(spec.get(key)) if isinstance(c, Mapping)]
+            for c in _list(spec.get(key)) if isinstance(c, dict)]
 
 
 def _statuses(status: Mapping[str, Any], key: str) -> list[Any]:
     return [(c.get("name"), c.get("resources"), c.get("allocatedResources"))
-            for c in _list(status.get(key)) if isinstance(c, Mapping)]
+            for c in _list(status.get(key)) if isinstance(c, dict)]
 
 
 def usage_key(pod: Mapping[str, Any]) -> bytes:
@@ -73,7 +73,7 @@ def usage_key(pod: Mapping[str, Any]) -> bytes:
     spec = _mapping(pod.get("spec"))
     status = _mapping(pod.get("status"))
     resize = [(c.get("reason"),) for c in _list(status.get("conditions"))
-              if isinstance(c, Mapping) and c.get("type") == "PodResizePending"]
+              if isinstance(c, dict) and c.get("type") == "PodResizePending"]
     return orjson.dumps(
         [status.get("phase"), status.get("resize"), resize,
          _containers(spec, "containers"), _containers(spec, "initContainers"),
@@ -86,13 +86,6 @@ def usage_key(pod: Mapping[str, Any]) -> bytes:
 def _shape(usage: Usage) -> tuple[tuple[str, ...], tuple[Decimal, ...]]:
     keys = tuple(sorted(usage))
     return keys, tuple(usage[k] for k in keys)
-
-
-def _add(total: dict[str, Decimal], usage: Usage, sign: int = 1) -> None:
-    for key, value in usage.items():
-        current = total.get(key)
-        delta = value if sign > 0 else -value
-        total[key] = delta if current is None else _EXACT.add(current, delta)
 
 
 @dataclass(slots=True)
@@ -138,7 +131,7 @@ class ClusterStore:
                 now = self._clock()
                 for (ns, _), res in self._reserved.items():
                     if ns == namespace and res.expires > now:
-                        _add(usage, res.usage)
+                        add_usage(usage, res.usage)
             return usage
 
     def pod_usage(self, namespace: str, name: str) -> Usage | None:
@@ -161,9 +154,6 @@ class ClusterStore:
             return list(self._quotas.get(namespace, {}).values())
 
     # --- introspection ---------------------------------------------------------------------------
-    def listed(self, kind: str) -> bool:
-        return kind in self._listed
-
     def pod_count(self) -> int:
         with self.lock:
             return sum(len(p) for p in self._pods.values())
@@ -184,13 +174,13 @@ class ClusterStore:
         if kind == "Namespace":
             name = str(meta.get("name") or "")
             labels = {str(k): str(v) for k, v in _mapping(meta.get("labels")).items()}
-            labels.setdefault(_NAME_LABEL, name)
+            labels[NAME_LABEL] = name  # the API server sets it to the name, whatever the object says
             return name, labels
         kept: dict[str, Any] = {
             "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
             "spec": dict(_mapping(obj.get("spec"))),
         }
-        if kind == "ResourceQuota" and isinstance(obj.get("status"), Mapping):
+        if kind == "ResourceQuota" and isinstance(obj.get("status"), dict):
             kept["status"] = dict(obj["status"])
         return _key(obj), kept
 
@@ -207,8 +197,8 @@ class ClusterStore:
                     pods[ns][name] = usage
                     total = totals.setdefault(ns, {})
                     if previous is not None:
-                        _add(total, previous, -1)
-                    _add(total, usage)
+                        add_usage(total, previous, -1)
+                    add_usage(total, usage)
                 self._pods, self._usage = pods, totals
                 for res in self._reserved.values():
                     interned.setdefault(_shape(res.usage), res.usage)
@@ -240,7 +230,7 @@ class ClusterStore:
                 if not deleted:
                     usage = self._intern(self._usage_of(obj))
                     self._pods.setdefault(ns, {})[name] = usage
-                    _add(self._usage.setdefault(ns, {}), usage)
+                    add_usage(self._usage.setdefault(ns, {}), usage)
             elif kind == "Namespace":
                 name, labels = self.compact(kind, obj)
                 if deleted:
@@ -296,6 +286,8 @@ class ClusterStore:
         key = _shape(usage)
         found = self._interned.get(key)
         if found is None:
+            if len(self._interned) >= INTERNED_CACHE:
+                self._interned.clear()  # pods keep their mappings; only sharing with new ones is lost
             values = self._values
             if len(values) >= VALUE_CACHE:
                 values.clear()
@@ -306,7 +298,7 @@ class ClusterStore:
         pods = self._pods.get(ns)
         previous = pods.pop(name, None) if pods is not None else None
         if previous is not None:
-            _add(self._usage[ns], previous, -1)
+            add_usage(self._usage[ns], previous, -1)
             if not pods:
                 del self._pods[ns]
                 del self._usage[ns]

@@ -170,10 +170,10 @@ class WatchedClusterState:
         if request.dry_run or request.operation != "CREATE" or request.subresource or not decision.allowed:
             return False
         obj = decision.mutated if decision.mutated is not None else request.obj
-        if not isinstance(obj, Mapping) or obj.get("kind") != "Pod":
+        if not isinstance(obj, dict) or obj.get("kind") != "Pod":
             return False
         meta = obj.get("metadata")
-        name = meta.get("name") if isinstance(meta, Mapping) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
         return self.store.reserve(request.namespace, name if isinstance(name, str) and name else None,
                                   quota_usage(obj))
 

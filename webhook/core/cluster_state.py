@@ -13,12 +13,20 @@ Usage is kept per namespace as ResourceQuota-style keys (``requests.cpu``,
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from webhook.core.pod_resources import quota_usage
+from webhook.core.quantity import QuantityError, exact_add
 
 Usage = Mapping[str, Decimal]
+# The label the API server sets on every namespace to its own name (nobody can change it).
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+class StateError(ValueError):
+    """An object the cluster view cannot hold: malformed metadata, or a quantity that does not parse."""
 
 
 class ClusterState(Protocol):
@@ -27,7 +35,11 @@ class ClusterState(Protocol):
         ...
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
-        """Labels of a namespace; None when the namespace is unknown."""
+        """Labels of a namespace; None when the namespace is unknown.
+
+        A view replaces the mapping when the labels change and never changes it in place
+        (``PolicySet.tenant_for`` remembers its answer per namespace and mapping).
+        """
         ...
 
     def namespace_usage(self, namespace: str) -> Usage:
@@ -56,12 +68,41 @@ class ClusterState(Protocol):
 
 
 def add_usage(total: dict[str, Decimal], usage: Usage, sign: int = 1) -> None:
+    """``total += sign * usage``, key by key, exactly (no rounding at 28 digits as the default context has)."""
     for key, value in usage.items():
-        total[key] = total.get(key, Decimal(0)) + sign * value
+        current = total.get(key)
+        delta = value if sign > 0 else value.copy_negate()  # exact, unlike unary minus
+        total[key] = delta if current is None else exact_add(current, delta)
 
 
-def _pod_key(pod: Mapping[str, Any], namespace: str, fallback: int) -> tuple[str, str]:
-    meta = pod.get("metadata") or {}
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise StateError("metadata: must be a mapping")
+    return meta
+
+
+def _meta_string(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise StateError(f"metadata.{key}: must be a string")
+    return value
+
+
+def _labels(meta: Mapping[str, Any]) -> Mapping[str, str]:
+    labels = meta.get("labels")
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise StateError("metadata.labels: must be a mapping")
+    return labels
+
+
+def _pod_key(meta: Mapping[str, Any], namespace: str, fallback: int) -> tuple[str, str]:
     name = meta.get("name") or meta.get("uid") or f"<unnamed-{fallback}>"
     return namespace, str(name)
 
@@ -103,8 +144,10 @@ class InMemoryClusterState:
 
     # --- filling ------------------------------------------------------------
     def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
-        merged = {"kubernetes.io/metadata.name": name}
-        merged.update(labels or {})
+        """Known namespace with its labels; ``kubernetes.io/metadata.name`` is its name, as the API server sets it
+        (whatever the object says)."""
+        merged = dict(labels or {})
+        merged[NAME_LABEL] = name
         self._namespaces[name] = merged
 
     def _ensure_namespace(self, name: str) -> None:
@@ -113,27 +156,37 @@ class InMemoryClusterState:
 
     def add_pod(self, pod: Mapping[str, Any], namespace: str | None = None) -> None:
         """Count a pod's usage as ResourceQuota does (a terminal pod counts only toward count/pods); a pod of the
-        same name is replaced."""
-        ns = namespace or (pod.get("metadata") or {}).get("namespace") or "default"
+        same name is replaced. Raises StateError when its metadata is malformed or a quantity does not parse."""
+        meta = _metadata(pod)
+        ns = namespace or _meta_string(meta, "namespace") or "default"
+        try:
+            usage = quota_usage(pod)
+        except QuantityError as exc:
+            raise StateError(f"invalid quantity: {exc}") from None
         self._ensure_namespace(ns)
         self._counter += 1
-        key = _pod_key(pod, ns, self._counter)
+        key = _pod_key(meta, ns, self._counter)
         previous = self._pod_usage.pop(key, None)
         if previous:
             add_usage(self._ns_usage[ns], previous, -1)
-        usage = quota_usage(pod)
         if usage:
             self._pod_usage[key] = usage
             add_usage(self._ns_usage[ns], usage)
 
     def add_object(self, obj: Mapping[str, Any], default_namespace: str = "default") -> bool:
-        """Add a Pod, Namespace, NetworkPolicy or ResourceQuota; False for other kinds."""
+        """Add a Pod, Namespace, NetworkPolicy or ResourceQuota; False for other kinds.
+
+        Raises StateError (naming the field) for an object the view cannot hold.
+        """
         kind = obj.get("kind")
-        meta = obj.get("metadata") or {}
-        ns = meta.get("namespace") or default_namespace
+        if kind not in ("Namespace", "Pod", "NetworkPolicy", "ResourceQuota"):
+            return False
+        meta = _metadata(obj)
         if kind == "Namespace":
-            self.add_namespace(str(meta.get("name", "")), meta.get("labels") or {})
-        elif kind == "Pod":
+            self.add_namespace(_meta_string(meta, "name"), _labels(meta))
+            return True
+        ns = _meta_string(meta, "namespace") or default_namespace
+        if kind == "Pod":
             self.add_pod(obj, ns)
         elif kind == "NetworkPolicy":
             self._ensure_namespace(ns)
@@ -142,6 +195,4 @@ class InMemoryClusterState:
         elif kind == "ResourceQuota":
             self._ensure_namespace(ns)
             self._quotas[ns].append(obj)
-        else:
-            return False
         return True

@@ -21,14 +21,17 @@ closed (a crash is a violation naming the rule).
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from contextlib import suppress
+from typing import Any
 
 from webhook.core.cluster_state import ClusterState
 from webhook.core.decision import Decision, Violation
 from webhook.core.mutation import MutationContext, working_copy
 from webhook.core.patch import PatchRecorder
 from webhook.core.plan import (
+    MAIN_ONLY,
     SYSTEM_NAMESPACES,
+    WITH_EPHEMERAL,
     CompiledPolicy,
     Enforcement,
     PolicySet,
@@ -39,8 +42,7 @@ from webhook.core.quantity import QuantityError
 from webhook.core.request import AdmissionRequest
 from webhook.core.workloads import PodTarget, locate_pod
 
-JUDGED_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
-MAIN_ONLY = frozenset({""})
+JUDGED_SUBRESOURCES = WITH_EPHEMERAL
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -58,7 +60,7 @@ def _unchanged(target: PodTarget | None, old: PodTarget | None) -> bool:
 class _TenantCache:
     """namespace -> tenant name, memoised for one evaluation."""
 
-    __slots__ = ("_policies", "_state", "_cache")
+    __slots__ = ("_cache", "_policies", "_state")
 
     def __init__(self, policies: PolicySet, state: ClusterState):
         self._policies = policies
@@ -115,10 +117,8 @@ def _report_audit_mutations(request: AdmissionRequest, policy: CompiledPolicy, w
         if request.subresource not in getattr(mutator, "subresources", MAIN_ONLY):
             continue
         recorder.rule = mutator.rule
-        try:
+        with suppress(Exception):  # reporting only: a default that fails is simply not reported
             mutator.mutate(ctx)
-        except Exception:  # noqa: BLE001 - reporting only
-            continue
     for op in recorder.ops:
         decision.warnings.append(f"[{policy.name}/{op.rule}] (Audit) would set {op.path} = {_short(op.value)}")
 
@@ -145,14 +145,16 @@ def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> None
 def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant: CompiledPolicy | None,
               working: dict[str, Any], state: ClusterState, tenant_of: _TenantCache, decision: Decision) -> None:
     kind = working.get("kind")
+    kind = kind if isinstance(kind, str) else ""  # a malformed kind judges like an unknown one
     target = locate_pod(working)
     old_target = locate_pod(request.old_obj) if isinstance(request.old_obj, dict) else None
     if request.operation == "UPDATE" and request.subresource == "" and _unchanged(target, old_target):
         return
+    memo: dict[Any, Any] = {}
     for policy in policies:
         ctx = ValidationContext(
             request=request, obj=working, target=target, old_target=old_target, policy=policy, tenant=tenant,
-            state=state, tenant_of=tenant_of,
+            state=state, tenant_of=tenant_of, memo=memo,
         )
         for validator in policy.validators:
             kinds = validator.kinds
@@ -202,8 +204,9 @@ def evaluate(request: AdmissionRequest, policies: PolicySet, state: ClusterState
     if not active:
         decision.skipped = "exempt" if candidates else "no policy applies"
         return decision
-    # only mutation writes; validation alone judges the object as received, without a copy
-    working = working_copy(obj) if mutate else obj  # type: ignore[arg-type]
+    # only mutation writes, into a copy unless the caller handed the object over; validation alone
+    # judges the object as received, without a copy
+    working = working_copy(obj) if mutate and not request.writable else obj  # type: ignore[arg-type]
     if mutate:
         _mutate(request, active, working, decision)
     decision.mutated = working

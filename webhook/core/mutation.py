@@ -10,7 +10,7 @@ original and mutated objects, at the cost of a few dict look-ups.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from webhook.core.patch import PatchRecorder
 from webhook.core.request import AdmissionRequest
@@ -18,9 +18,15 @@ from webhook.core.workloads import PodTarget, template_prefix
 
 
 def json_copy(value: Any) -> Any:
-    """Deep copy of JSON-shaped data (dicts, lists, scalars); several times faster than copy.deepcopy."""
+    """Deep copy of JSON-shaped data (dicts, lists, scalars); several times faster than copy.deepcopy.
+
+    Shared members (YAML aliases) become separate copies, so a fill in one never shows in another.
+    """
     if isinstance(value, dict):
-        return {k: json_copy(v) for k, v in value.items()}
+        out = {}
+        for key, member in value.items():
+            out[key] = json_copy(member) if isinstance(member, (dict, list)) else member  # no call per scalar
+        return out
     if isinstance(value, list):
         return [json_copy(v) for v in value]
     return value
@@ -54,11 +60,6 @@ def working_copy(obj: dict[str, Any]) -> dict[str, Any]:
     if isinstance(src.get("spec"), dict):
         dst["spec"] = json_copy(src["spec"])
     return out
-
-
-def is_unset(container: Mapping[str, Any], key: str) -> bool:
-    """Kubernetes treats an explicit null like an absent field."""
-    return container.get(key) is None
 
 
 @dataclass(slots=True)

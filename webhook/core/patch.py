@@ -9,18 +9,22 @@ exact (tests check the ops equal jsonpatch's diff of original -> mutated).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 
 def escape(token: str | int) -> str:
     """Escape one reference token of a JSON Pointer (RFC 6901 section 3)."""
-    return str(token).replace("~", "~0").replace("/", "~1")
+    text = str(token)
+    if "~" in text or "/" in text:
+        return text.replace("~", "~0").replace("/", "~1")
+    return text
 
 
 def pointer(parts: Iterable[str | int]) -> str:
     """Build a JSON Pointer from unescaped path parts: ``("metadata", "labels", "a/b")`` -> ``/metadata/labels/a~1b``."""
-    return "".join("/" + escape(p) for p in parts)
+    return "".join(["/" + escape(p) for p in parts])
 
 
 @dataclass(frozen=True, slots=True)

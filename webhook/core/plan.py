@@ -9,10 +9,11 @@ metrics.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from webhook.core.selectors import LabelSelector, glob_match, is_glob
 
@@ -33,6 +34,10 @@ class Enforcement(StrEnum):
 # Namespaces the engine never touches, whatever the policies say: the control plane's own.
 SYSTEM_NAMESPACES = frozenset({"kube-system"})
 
+# The subresources a mutator or validator acts on (its ``subresources``; the main resource when it has none).
+MAIN_ONLY = frozenset({""})
+WITH_EPHEMERAL = frozenset({"", "ephemeralcontainers"})
+
 
 @dataclass(frozen=True, slots=True)
 class Exemption:
@@ -44,7 +49,7 @@ class Exemption:
     reason: str = ""
     expires: date | None = None
 
-    def applies(self, request: "AdmissionRequest") -> bool:
+    def applies(self, request: AdmissionRequest) -> bool:
         if self.expires is not None and request.today is not None and request.today > self.expires:
             return False
         if not (self.namespaces or self.users or self.groups):
@@ -53,9 +58,7 @@ class Exemption:
             return False
         if self.users and not any(glob_match(u, request.username) for u in self.users):
             return False
-        if self.groups and not any(g in request.groups for g in self.groups):
-            return False
-        return True
+        return not self.groups or any(g in request.groups for g in self.groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,7 @@ class NamespaceMatch:
     selector: LabelSelector | None = None
 
     @classmethod
-    def build(cls, patterns: Iterable[str], selector: LabelSelector | None) -> "NamespaceMatch":
+    def build(cls, patterns: Iterable[str], selector: LabelSelector | None) -> NamespaceMatch:
         pats = list(patterns)
         return cls(
             names=frozenset(p for p in pats if not is_glob(p)),
@@ -90,7 +93,7 @@ class Mutator(Protocol):
 
     rule: str
 
-    def mutate(self, ctx: "MutationContext") -> None: ...
+    def mutate(self, ctx: MutationContext) -> None: ...
 
 
 class Validator(Protocol):
@@ -103,7 +106,7 @@ class Validator(Protocol):
     rule: str
     kinds: frozenset[str] | None
 
-    def validate(self, ctx: "ValidationContext") -> Iterable["Violation"]: ...
+    def validate(self, ctx: ValidationContext) -> Iterable[Violation]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,7 @@ class CompiledPolicy:
     def is_tenant(self) -> bool:
         return self.kind == "TenantPolicy"
 
-    def exempts(self, request: "AdmissionRequest") -> Exemption | None:
+    def exempts(self, request: AdmissionRequest) -> Exemption | None:
         for ex in self.exemptions:
             if ex.applies(request):
                 return ex
@@ -139,6 +142,10 @@ class TenantConflict(Exception):
         self.tenants = tenants
 
 
+# namespaces whose tenant a PolicySet remembers (cleared when full)
+RESOLVED_CACHE = 65536
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySet:
     """Every loaded policy; ``generation`` identifies this set (a content hash)."""
@@ -146,38 +153,44 @@ class PolicySet:
     cluster: tuple[CompiledPolicy, ...] = ()
     tenants: tuple[CompiledPolicy, ...] = ()
     generation: str = ""
-    _by_name: Mapping[str, CompiledPolicy] = field(default_factory=dict, compare=False, repr=False)
+    # namespace -> (the label mapping it was resolved with, its tenant or the names of conflicting ones).
+    # A namespace's tenant depends only on its name and labels, and cluster views replace a namespace's
+    # label mapping when its labels change (ClusterState.namespace_labels), so an identical mapping object
+    # means an identical answer: the quota and isolation rules resolve every known namespace per request.
+    _resolved: dict[str, tuple[Mapping[str, str] | None, CompiledPolicy | tuple[str, ...] | None]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def tenant_for(self, namespace: str, labels: Mapping[str, str] | None) -> CompiledPolicy | None:
         """The TenantPolicy claiming ``namespace``; raises TenantConflict if several do."""
-        found = [t for t in self.tenants if t.match is not None and t.match.matches(namespace, labels)]
-        if len(found) > 1:
-            raise TenantConflict(namespace, [t.name for t in found])
-        return found[0] if found else None
-
-    def tenant_named(self, name: str) -> CompiledPolicy | None:
-        for t in self.tenants:
-            if t.name == name:
-                return t
-        return None
-
-    @property
-    def needs_namespace_labels(self) -> bool:
-        return any(t.match is not None and t.match.selector is not None for t in self.tenants)
+        cached = self._resolved.get(namespace)
+        if cached is not None and cached[0] is labels:
+            found = cached[1]
+        else:
+            claimants = [t for t in self.tenants if t.match is not None and t.match.matches(namespace, labels)]
+            found = tuple(t.name for t in claimants) if len(claimants) > 1 else (claimants[0] if claimants else None)
+            if len(self._resolved) >= RESOLVED_CACHE:
+                self._resolved.clear()
+            self._resolved[namespace] = (labels, found)
+        if isinstance(found, tuple):
+            raise TenantConflict(namespace, list(found))
+        return found
 
 
 @dataclass(slots=True)
 class ValidationContext:
     """Everything a validator may look at, read-only."""
 
-    request: "AdmissionRequest"
+    request: AdmissionRequest
     obj: Mapping[str, Any]  # the mutated object
-    target: "PodTarget | None"  # its pod (template); None for non-pod kinds
-    old_target: "PodTarget | None"
+    target: PodTarget | None  # its pod (template); None for non-pod kinds
+    old_target: PodTarget | None
     policy: CompiledPolicy
     tenant: CompiledPolicy | None
-    state: "ClusterState"
+    state: ClusterState
     tenant_of: Callable[[str], str | None]  # namespace -> tenant name (None: no tenant)
+    # shared by the contexts of one evaluation (the object does not change between policies): what a
+    # validator computed about it that another policy's validator may reuse (e.g. Pod Security checks)
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def tenant_namespaces(self) -> list[str]:
         """Known namespaces (from the cluster view, plus the request's) that belong to this tenant."""

@@ -32,11 +32,14 @@ __all__ = [
     "ResourceList",
     "container_limits",
     "container_requests",
+    "container_requests_and_limits",
     "is_pod_level_resources_set",
     "pod_is_charged",
     "pod_limits",
     "pod_requests",
+    "pod_requests_and_limits",
     "qos_class",
+    "quota_demand",
     "quota_missing",
     "quota_usage",
 ]
@@ -67,16 +70,19 @@ def _sequence(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _parse_list(raw: Any) -> ResourceList:
-    """A ResourceList as decoded by the API server; None when the field is absent or not a map.
+def _parse_list(raw: Any, where: str) -> ResourceList:
+    """A ResourceList as decoded by the API server; empty when the field is absent or not a map.
 
     A JSON null value decodes to a zero quantity (Quantity.UnmarshalJSON), so it
-    is kept as 0; any other value must parse.
+    is kept as 0; any other value must parse (QuantityError naming ``where.<name>``).
     """
     out: ResourceList = {}
     for name, value in _mapping(raw).items():
         if isinstance(name, str):
-            out[name] = _ZERO if value is None else parse_quantity(value)
+            try:
+                out[name] = _ZERO if value is None else parse_quantity(value)
+            except QuantityError as exc:
+                raise QuantityError(f"{where}.{name}: {exc}") from None
     return out
 
 
@@ -180,12 +186,13 @@ class _StatusView:
 def _read_container(raw: Mapping[str, Any], init: bool) -> _Container:
     resources = _mapping(raw.get("resources"))
     name = raw.get("name")
-    return _Container(
-        name=name if isinstance(name, str) else "",
-        requests=_parse_list(resources.get("requests")),
-        limits=_parse_list(resources.get("limits")),
-        restartable=init and raw.get("restartPolicy") == _RESTART_ALWAYS,
-    )
+    name = name if isinstance(name, str) else ""
+    try:
+        requests = _parse_list(resources.get("requests"), "resources.requests")
+        limits = _parse_list(resources.get("limits"), "resources.limits")
+    except QuantityError as exc:
+        raise QuantityError(f'container "{name}" {exc}') from None
+    return _Container(name, requests, limits, init and raw.get("restartPolicy") == _RESTART_ALWAYS)
 
 
 def _read_containers(spec: Mapping[str, Any], key: str) -> tuple[_Container, ...]:
@@ -201,10 +208,10 @@ def _read_view(spec: Any) -> _PodView:
     return _PodView(
         containers=_read_containers(spec, "containers"),
         init_containers=_read_containers(spec, "initContainers"),
-        overhead=_parse_list(spec.get("overhead")),
+        overhead=_parse_list(spec.get("overhead"), "spec.overhead"),
         has_pod_resources=has_pod_resources,
-        pod_requests=_parse_list(pod_resources.get("requests")),
-        pod_limits=_parse_list(pod_resources.get("limits")),
+        pod_requests=_parse_list(pod_resources.get("requests"), "spec.resources.requests"),
+        pod_limits=_parse_list(pod_resources.get("limits"), "spec.resources.limits"),
     )
 
 
@@ -300,14 +307,18 @@ def _read_status(status: Any, apply_defaults: bool) -> _StatusView:
         for entry in _sequence(status.get(key)):
             entry = _mapping(entry)
             name = entry.get("name")
+            name = name if isinstance(name, str) else ""
             resources = entry.get("resources")
-            if isinstance(resources, dict):
-                requests: ResourceList | None = fix(_parse_list(resources.get("requests")))
-                limits: ResourceList | None = fix(_parse_list(resources.get("limits")))
-            else:
-                requests = limits = None
-            allocated = fix(_parse_list(entry.get("allocatedResources")))
-            by_name[name if isinstance(name, str) else ""] = (requests, limits, allocated)
+            try:
+                if isinstance(resources, dict):
+                    requests: ResourceList | None = fix(_parse_list(resources.get("requests"), "resources.requests"))
+                    limits: ResourceList | None = fix(_parse_list(resources.get("limits"), "resources.limits"))
+                else:
+                    requests = limits = None
+                allocated = fix(_parse_list(entry.get("allocatedResources"), "allocatedResources"))
+            except QuantityError as exc:
+                raise QuantityError(f'status.{key} "{name}" {exc}') from None
+            by_name[name] = (requests, limits, allocated)
     return _StatusView(by_name, _resize_infeasible(status))
 
 
@@ -420,6 +431,14 @@ def container_limits(container: Any, *, apply_defaults: bool = True) -> Resource
     return _round_list(limits) if apply_defaults else dict(limits)
 
 
+def container_requests_and_limits(container: Any) -> tuple[ResourceList, ResourceList]:
+    """``(container_requests(c), container_limits(c))`` from one reading of the container."""
+    if not isinstance(container, dict):
+        return {}, {}
+    defaulted = _default_container(_read_container(container, init=False))
+    return _round_list(defaulted.requests), _round_list(defaulted.limits)
+
+
 def pod_requests(
     spec: Any,
     *,
@@ -462,6 +481,14 @@ def pod_limits(
     view = _view(spec, apply_defaults)
     status_view = _read_status(status, apply_defaults) if status is not None else None
     return _limits(view, status_view, exclude_overhead, skip_pod_level)
+
+
+def pod_requests_and_limits(spec: Any) -> tuple[ResourceList, ResourceList]:
+    """``(pod_requests(spec), pod_limits(spec))`` (defaults applied, overhead and pod-level resources
+    counted) from one reading of the spec."""
+    view = _view(spec, apply_defaults=True)
+    return (_requests(view, None, exclude_overhead=False, skip_pod_level=False),
+            _limits(view, None, exclude_overhead=False, skip_pod_level=False))
 
 
 def is_pod_level_resources_set(spec: Any) -> bool:
@@ -570,10 +597,14 @@ def quota_usage(pod: Any, *, now: datetime | None = None) -> ResourceList:
     """
     if not isinstance(pod, dict):
         return {}
-    usage: ResourceList = {"count/pods": _ONE}
     if not pod_is_charged(pod, now=now):
-        return usage
-    view = _view(pod.get("spec"), apply_defaults=True)
+        return {"count/pods": _ONE}
+    return _usage(pod, _view(pod.get("spec"), apply_defaults=True))
+
+
+def _usage(pod: dict[str, Any], view: _PodView) -> ResourceList:
+    """quota_usage of a charged pod whose defaulted spec is ``view``."""
+    usage: ResourceList = {"count/pods": _ONE}
     status = _read_status(pod.get("status"), apply_defaults=True)
     requests = _requests(view, status, exclude_overhead=False, skip_pod_level=False)
     limits = _limits(view, status, exclude_overhead=False, skip_pod_level=False)
@@ -597,12 +628,28 @@ def quota_missing(spec: Any, keys: Iterable[str]) -> list[tuple[str, str]]:
     (container name, key) pairs sorted by key, then name, one per pair, as in
     upstream's "must specify <key> for: <names>" message.
     """
-    view = _view(spec, apply_defaults=True)
+    return _missing(_view(spec, apply_defaults=True), keys)
+
+
+def _missing(view: _PodView, keys: Iterable[str]) -> list[tuple[str, str]]:
     if _pod_level_resources_set(view):
         return []
     required = {k for k in keys if isinstance(k, str)} & _CONSTRAINED_QUOTA_KEYS
+    if not required:
+        return []
     missing: set[tuple[str, str]] = set()
     for container in (*view.containers, *view.init_containers):
         for key in required - _container_quota_keys(container):
             missing.add((container.name, key))
     return sorted(missing, key=lambda pair: (pair[1], pair[0]))
+
+
+def quota_demand(pod: Any, keys: Iterable[str]) -> tuple[ResourceList, list[tuple[str, str]]]:
+    """``(quota_usage(pod), quota_missing(pod["spec"], keys))`` from one reading of the pod: what the quota
+    rule needs on every Pod CREATE."""
+    if not isinstance(pod, dict):
+        return {}, quota_missing(None, keys)
+    view = _view(pod.get("spec"), apply_defaults=True)
+    missing = _missing(view, keys)
+    usage = _usage(pod, view) if pod_is_charged(pod) else {"count/pods": _ONE}
+    return usage, missing

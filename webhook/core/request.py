@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 
 class ReviewError(ValueError):
@@ -18,6 +19,8 @@ class AdmissionRequest:
     ``namespace`` is authoritative (AdmissionReview ``request.namespace``; the
     object's own may be empty). ``obj`` is None for DELETE. ``today`` feeds
     exemption expiry; the shell passes it, the core never reads the clock.
+    ``writable``: the caller hands ``obj`` over (the server's freshly decoded
+    JSON body), so mutation fills it in place instead of working on a copy.
     """
 
     obj: Mapping[str, Any] | None
@@ -31,7 +34,7 @@ class AdmissionRequest:
     dry_run: bool = False
     api_version: str = "admission.k8s.io/v1"
     today: date | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    writable: bool = False
 
     @property
     def kind(self) -> str:
@@ -43,14 +46,14 @@ class AdmissionRequest:
     def name(self) -> str:
         obj = self.obj if self.obj is not None else self.old_obj
         meta = obj.get("metadata") if obj else None
-        if isinstance(meta, Mapping):
+        if isinstance(meta, dict):
             name = meta.get("name") or meta.get("generateName") or ""
             return name if isinstance(name, str) else ""
         return ""
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise ReviewError(f"{where} must be an object")
     return value
 
@@ -72,8 +75,12 @@ def _string(value: Any, where: str) -> str:
 SUPPORTED_REVIEW_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 
 
-def from_review(review: Any, *, today: date | None = None) -> AdmissionRequest:
-    """Parse an AdmissionReview dict; raise ReviewError when it is not a well-formed one."""
+def from_review(review: Any, *, today: date | None = None, writable: bool = False) -> AdmissionRequest:
+    """Parse an AdmissionReview dict; raise ReviewError when it is not a well-formed one.
+
+    ``writable``: the caller will not use ``review`` again and it shares no members (freshly decoded JSON,
+    unlike YAML with aliases), so the engine may fill its object in place.
+    """
     review = _mapping(review, "body")
     if review.get("kind") != "AdmissionReview":
         raise ReviewError("kind must be AdmissionReview")
@@ -104,7 +111,7 @@ def from_review(review: Any, *, today: date | None = None) -> AdmissionRequest:
     if not namespace:
         source = obj if obj is not None else old
         meta = source.get("metadata") if source else None
-        namespace = meta.get("namespace", "") if isinstance(meta, Mapping) else ""
+        namespace = meta.get("namespace", "") if isinstance(meta, dict) else ""
         namespace = namespace if isinstance(namespace, str) else ""
     return AdmissionRequest(
         obj=obj,
@@ -118,6 +125,7 @@ def from_review(review: Any, *, today: date | None = None) -> AdmissionRequest:
         dry_run=dry_run,
         api_version=api_version,
         today=today,
+        writable=writable,
     )
 
 
@@ -134,7 +142,7 @@ def from_manifest(obj: Mapping[str, Any], *, default_namespace: str = "default",
                   username: str = "", groups: tuple[str, ...] = ()) -> AdmissionRequest:
     """A CREATE request for a bare manifest, as `kubectl apply` of a new object would send."""
     meta = obj.get("metadata")
-    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
     if not (isinstance(namespace, str) and namespace):
         namespace = "" if obj.get("kind") in CLUSTER_SCOPED_KINDS else default_namespace
     return AdmissionRequest(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from webhook.core.decision import Decision
 from webhook.core.request import AdmissionRequest

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -15,7 +16,7 @@ _NAMESPACE_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
 
 def is_glob(pattern: str) -> bool:
-    return any(c in GLOB_CHARS for c in pattern)
+    return not GLOB_CHARS.isdisjoint(pattern)
 
 
 @lru_cache(maxsize=4096)
@@ -96,7 +97,7 @@ class LabelSelector:
     match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "LabelSelector":
+    def from_dict(cls, data: Mapping[str, Any]) -> LabelSelector:
         labels = data.get("matchLabels") or {}
         exprs = data.get("matchExpressions") or []
         return cls(

@@ -7,8 +7,9 @@ template, and every patch path points inside that template.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 # kind -> path (as parts) from the object root to the pod template (the thing with metadata + spec)
 _TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -21,9 +22,6 @@ _TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
-
-POD_KINDS = frozenset(_TEMPLATE_PATHS)
-
 
 @dataclass(frozen=True, slots=True)
 class PodTarget:
@@ -42,10 +40,6 @@ class PodTarget:
     def metadata(self) -> Mapping[str, Any]:
         meta = self.root.get("metadata")
         return meta if isinstance(meta, dict) else _EMPTY
-
-    @property
-    def is_template(self) -> bool:
-        return bool(self.prefix)
 
 
 _EMPTY: Mapping[str, Any] = {}
@@ -79,6 +73,13 @@ APP_CONTAINERS = ("containers",)
 APP_AND_INIT_CONTAINERS = ("containers", "initContainers")
 ALL_CONTAINERS = ("containers", "initContainers", "ephemeralContainers")
 
+# policy name of a probe -> the container field holding it
+PROBE_FIELDS = {"liveness": "livenessProbe", "readiness": "readinessProbe", "startup": "startupProbe"}
+
+# the two kinds of affinity terms (node affinity, pod affinity and anti-affinity)
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+
 
 def iter_containers(spec: Mapping[str, Any], lists: tuple[str, ...] = ALL_CONTAINERS):
     """Yield (list name, index, container dict) for each well-formed container, in order."""
@@ -89,11 +90,6 @@ def iter_containers(spec: Mapping[str, Any], lists: tuple[str, ...] = ALL_CONTAI
         for index, container in enumerate(items):
             if isinstance(container, dict):
                 yield list_name, index, container
-
-
-def is_sidecar(container: Mapping[str, Any]) -> bool:
-    """An init container with restartPolicy Always runs beside the app containers."""
-    return container.get("restartPolicy") == "Always"
 
 
 def field_path(prefix: tuple[str, ...], *parts: str | int) -> str:

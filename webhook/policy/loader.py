@@ -14,19 +14,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
 from webhook.core.plan import CompiledPolicy, PolicySet
-from webhook.core.selectors import globs_overlap, glob_match, is_glob
+from webhook.core.selectors import glob_match, globs_overlap, is_glob
 from webhook.policy import schema
 from webhook.policy.compile import compile_policy
-from webhook.yamlio import InputError, load_documents
+from webhook.yamlio import InputError, document_files, load_documents
 
-POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 _TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
 _MODEL_NAMES = {name for name, obj in vars(schema).items() if isinstance(obj, type)}
 
@@ -54,12 +54,7 @@ def policy_files(paths: Iterable[str | Path]) -> list[Path]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                rel = child.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if child.is_file() and child.suffix in POLICY_SUFFIXES:
-                    out.append(child)
+            out.extend(document_files(path))
         elif path.exists():
             out.append(path)
         else:

@@ -39,7 +39,7 @@ class Model(BaseModel):
 
 def _quantity(value: Any) -> str:
     if isinstance(value, bool):
-        raise ValueError("must be a quantity such as 500m, 2 or 1Gi, not a boolean")
+        raise ValueError("must be a quantity such as 500m, 2 or 1Gi, not a boolean")  # noqa: TRY004 (pydantic)
     try:
         parse_quantity(value)
     except (QuantityError, TypeError) as exc:
@@ -99,7 +99,7 @@ class LabelSelectorRequirement(Model):
     values: list[LabelValue] = []
 
     @model_validator(mode="after")
-    def _values_match_operator(self) -> "LabelSelectorRequirement":
+    def _values_match_operator(self) -> LabelSelectorRequirement:
         if self.operator in ("In", "NotIn") and not self.values:
             raise ValueError(f"operator {self.operator} needs values")
         if self.operator in ("Exists", "DoesNotExist") and self.values:
@@ -197,7 +197,7 @@ class Toleration(Model):
     tolerationSeconds: int | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "Toleration":
+    def _shape(self) -> Toleration:
         if self.operator == "Exists" and self.value:
             raise ValueError("operator Exists takes no value")
         if not self.key and self.operator != "Exists":
@@ -227,7 +227,7 @@ class Probe(Model):
     terminationGracePeriodSeconds: int | None = None
 
     @model_validator(mode="after")
-    def _one_handler(self) -> "Probe":
+    def _one_handler(self) -> Probe:
         handlers = [h for h in ("exec", "httpGet", "tcpSocket", "grpc") if getattr(self, h) is not None]
         if len(handlers) != 1:
             raise ValueError("a probe needs exactly one of exec, httpGet, tcpSocket, grpc")
@@ -249,7 +249,7 @@ class ResourceDefaults(Model):
     limits: dict[ResourceName, Quantity] = {}
 
     @model_validator(mode="after")
-    def _request_within_limit(self) -> "ResourceDefaults":
+    def _request_within_limit(self) -> ResourceDefaults:
         for res, req in self.requests.items():
             lim = self.limits.get(res)
             if lim is not None and parse_quantity(req) > parse_quantity(lim):
@@ -275,7 +275,7 @@ class Affinity(Model):
         unknown = set(value) - {"requiredDuringSchedulingIgnoredDuringExecution",
                                 "preferredDuringSchedulingIgnoredDuringExecution"}
         if unknown:
-            raise ValueError(f"unknown field {sorted(unknown)[0]}")
+            raise ValueError(f"unknown field {min(unknown)}")
         required = value.get("requiredDuringSchedulingIgnoredDuringExecution")
         if required is not None:
             terms = required.get("nodeSelectorTerms") if isinstance(required, dict) else None
@@ -292,7 +292,7 @@ class Affinity(Model):
             unknown = set(value) - {"requiredDuringSchedulingIgnoredDuringExecution",
                                     "preferredDuringSchedulingIgnoredDuringExecution"}
             if unknown:
-                raise ValueError(f"unknown field {sorted(unknown)[0]}")
+                raise ValueError(f"unknown field {min(unknown)}")
         return value
 
 
@@ -405,7 +405,7 @@ class Exemption(Model):
     expires: date | None = None
 
     @model_validator(mode="after")
-    def _names_something(self) -> "Exemption":
+    def _names_something(self) -> Exemption:
         if not (self.namespaces or self.users or self.groups):
             raise ValueError("an exemption must name namespaces, users or groups")
         return self
@@ -451,7 +451,7 @@ class TenantPolicySpec(ClusterPolicySpec):
         return value
 
     @model_validator(mode="after")
-    def _claims_namespaces(self) -> "TenantPolicySpec":
+    def _claims_namespaces(self) -> TenantPolicySpec:
         if not self.namespaces and self.namespaceSelector is None:
             raise ValueError("a TenantPolicy must claim namespaces (spec.namespaces or spec.namespaceSelector)")
         return self

@@ -19,9 +19,10 @@ a message naming the error. ``Outcome.exception`` carries it for logs and metric
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 
@@ -31,7 +32,7 @@ from webhook.core.request import AdmissionRequest, from_review
 from webhook.core.response import admission_response, error_response
 from webhook.server.cluster_view import ClusterView
 
-__all__ = ["Endpoint", "MUTATE", "VALIDATE", "Outcome", "admit", "rule_ids", "warned_rule_ids"]
+__all__ = ["MUTATE", "VALIDATE", "Endpoint", "Outcome", "admit", "rule_ids", "warned_rule_ids"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +88,15 @@ def _internal_error(endpoint: Endpoint, request: AdmissionRequest, exc: BaseExce
 
 
 def admit(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView, *,
-          today: date | None = None, dumps: Callable[[Any], bytes] = _dumps) -> Outcome:
+          today: date | None = None, dumps: Callable[[Any], bytes] = _dumps, consume: bool = False) -> Outcome:
     """Answer one AdmissionReview for ``endpoint``; raise ReviewError when ``body`` is not a valid one.
 
     ``view.judge`` runs the core's ``evaluate`` (and, on /validate, reserves an admitted pod's
-    usage in a watch-backed view; dry-run requests reserve nothing).
+    usage in a watch-backed view; dry-run requests reserve nothing). ``consume``: the caller
+    hands ``body`` over (it was just parsed for this call), so /mutate fills the object in place
+    instead of copying it first.
     """
-    request = from_review(body, today=today)
+    request = from_review(body, today=today, writable=consume)
     try:
         decision = view.judge(request, policies, mutate=endpoint.mutate, validate=endpoint.validate)
         review = admission_response(request, decision, include_patch=endpoint.mutate, dumps=dumps)

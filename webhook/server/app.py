@@ -22,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable
 
 import orjson
 from aiohttp import web
@@ -157,13 +157,13 @@ async def _answer(request: web.Request, endpoint: Endpoint) -> web.Response:
     except orjson.JSONDecodeError as exc:
         return _bad(ctx, request, endpoint, 400, f"body is not valid JSON: {exc}")
     try:
-        outcome = admit(endpoint, review, ctx.policies.current, ctx.view, today=ctx.today())
+        outcome = admit(endpoint, review, ctx.policies.current, ctx.view, today=ctx.today(), consume=True)
     except ReviewError as exc:
         return _bad(ctx, request, endpoint, 400, f"not a valid AdmissionReview: {exc}")
     response = web.Response(body=orjson.dumps(outcome.review), content_type=JSON)
     try:
         _record(ctx, endpoint, outcome, time.perf_counter() - started)
-    except Exception:  # noqa: BLE001 - observability must not cost the answer
+    except Exception:  # observability must not cost the answer
         log.exception("recording the admission failed")
     return response
 

@@ -23,9 +23,10 @@ Two implementations:
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
-from webhook.core.cluster_state import ClusterState, InMemoryClusterState
+from webhook.core.cluster_state import ClusterState, InMemoryClusterState, StateError
 from webhook.core.decision import Decision
 from webhook.core.engine import evaluate
 from webhook.core.plan import PolicySet
@@ -64,7 +65,7 @@ class StaticClusterView(InMemoryClusterState):
         return self.synced
 
     @classmethod
-    def from_files(cls, paths: Iterable[str]) -> "StaticClusterView":
+    def from_files(cls, paths: Iterable[str]) -> StaticClusterView:
         view = cls()
         paths = list(paths)
         if paths:
@@ -73,11 +74,15 @@ class StaticClusterView(InMemoryClusterState):
             except InputError as exc:
                 raise ClusterViewError(f"--cluster-state: {exc}") from None
             for item in objects:
-                view.add_object(item.obj)
+                try:
+                    view.add_object(item.obj)
+                except StateError as exc:
+                    raise ClusterViewError(f"--cluster-state: {item.source}: document {item.document}: {exc}") \
+                        from None
         return view
 
     @classmethod
-    def of(cls, state: InMemoryClusterState) -> "StaticClusterView":
+    def of(cls, state: InMemoryClusterState) -> StaticClusterView:
         """A view over an existing in-memory state (tests: the golden suites' cluster state)."""
         view = cls()
         view.__dict__.update(vars(state))
@@ -100,7 +105,7 @@ async def _watched(settings: ServerSettings) -> ClusterView:
     try:
         return await open_cluster_view(kubeconfig=settings.kubeconfig, in_cluster=settings.in_cluster,
                                        start=False)
-    except Exception as exc:  # noqa: BLE001 - ConfigException, OSError, ...: a startup refusal
+    except Exception as exc:  # ConfigException, OSError, ...: a startup refusal
         source = "--in-cluster" if settings.in_cluster else f"--kubeconfig {settings.kubeconfig or ''}".strip()
         raise ClusterViewError(f"{source}: cannot configure the Kubernetes client: {exc}") from exc
 

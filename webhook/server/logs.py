@@ -9,8 +9,8 @@ the ``extra={...}`` fields of the call are merged in. One line per admission::
      "rules":["cluster-baseline/podSecurity"],"warnings":0,"patch_ops":0,"dry_run":false,
      "generation":"5f0c...","latency_ms":0.41}
 
-Denied and errored admissions log at ``info`` and ``warning``; allowed ones at ``info``
-too (``--log-level warning`` keeps only problems).
+Allowed and denied admissions log at ``info`` (a denial is the policy working), the
+ones whose evaluation raised at ``error``; ``--log-level warning`` keeps only problems.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from webhook.core.plan import PolicySet
 from webhook.policy.loader import PolicyError, load_policies, policy_files
@@ -83,7 +84,7 @@ class PolicyStore:
         self._attempted: asyncio.Condition | None = None
 
     @classmethod
-    def from_policy_set(cls, policies: PolicySet) -> "PolicyStore":
+    def from_policy_set(cls, policies: PolicySet) -> PolicyStore:
         """A store serving a fixed set (tests, benchmarks): nothing to watch."""
         store = cls([])
         store._current = policies
@@ -118,9 +119,6 @@ class PolicyStore:
         self.last_errors = ()
         if self._listener is not None:
             self._listener.policy_reloaded(True, policies)
-
-    def changed_on_disk(self) -> bool:
-        return bool(self.paths) and fingerprint(self.paths) != self._fingerprint
 
     async def reload_if_changed(self) -> ReloadResult | None:
         """Reload when the files changed since the last attempt; None when they did not."""

@@ -23,7 +23,8 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -120,7 +121,7 @@ class WebhookServer:
                         await result
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001 - the watcher never dies
+                except Exception:  # the watcher never dies
                     log.exception("watcher step failed", extra={"event": "watch"})
 
     def _cert_step(self) -> None:
@@ -196,7 +197,7 @@ class WebhookServer:
         assert self._drained is not None, "not started"
         await self._drained.wait()
 
-    async def __aenter__(self) -> "WebhookServer":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -20,7 +20,7 @@ class ServerSettings:
     kubeconfig: str | None = None
     in_cluster: bool = False
     reload_interval: float = 1.0  # seconds between checks of the policy and certificate files
-    grace_period: float = 25.0  # seconds in-flight requests get after SIGTERM (< terminationGracePeriodSeconds)
+    grace_period: float = 15.0  # seconds in-flight requests get after SIGTERM (< terminationGracePeriodSeconds)
     shutdown_delay: float = 0.0  # seconds to keep answering (unready, Connection: close) before closing the port
     log_level: str = "info"
     max_body: int = MAX_BODY_BYTES

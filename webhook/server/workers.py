@@ -14,14 +14,14 @@ The parent:
   ``$TMPDIR``) before the workers start, so any worker's ``/metrics`` reports all of them,
   and removes it at exit;
 - forwards SIGTERM/SIGINT to every worker (each drains as a single process does) and waits
-  for them; a worker still running ``grace_period + 5`` seconds later is killed;
+  for them; a worker still running ``shutdown_delay + grace_period + 5`` seconds later is killed;
 - restarts a worker that dies on its own (backing off up to 30 s); if one exits with
   code 2 (policies or settings refused), stops the others and exits 2;
 - is watched back: a worker whose parent disappears (SIGKILL) drains and exits.
 
 The default is one worker (no parent process at all): right for a container with 1-2
-CPUs, where a second process mostly competes with the first. Add workers together with
-CPU requests; one worker answers a small pod review in well under a millisecond.
+CPUs; a second process pays off only with a CPU of its own. Add workers together with CPU
+requests; one worker answers a small pod review in well under a millisecond.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from webhook.server.runner import MULTIPROC_ENV, main_for_worker
 from webhook.server.settings import ServerSettings

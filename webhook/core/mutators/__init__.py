@@ -2,5 +2,5 @@
 
 Every mutator has a ``rule`` id (``defaults.<field>``) and a ``mutate(ctx)``
 method; it reads ``ctx.target`` and writes only through ``ctx.put``,
-``ctx.put_deep`` and ``ctx.append`` so the JSON Patch is recorded as it goes.
+``ctx.put_deep``, ``ctx.append`` and ``ctx.remove`` so the JSON Patch is recorded as it goes.
 """

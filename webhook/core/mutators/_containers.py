@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from webhook.core.mutation import MutationContext
-from webhook.core.workloads import ALL_CONTAINERS as ALL  # noqa: F401  (re-exported for mutators)
-from webhook.core.workloads import APP_AND_INIT_CONTAINERS as APP_AND_INIT  # noqa: F401
-from webhook.core.workloads import APP_CONTAINERS as APP  # noqa: F401
 from webhook.core.workloads import iter_containers
 
 

@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from webhook.core.mutation import MutationContext, json_copy
-
-REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
-PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+from webhook.core.workloads import PREFERRED, REQUIRED
 
 
 def _append_missing(ctx: MutationContext, owner: dict[str, Any], path: tuple[str | int, ...], key: str,

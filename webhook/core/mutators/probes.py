@@ -7,13 +7,13 @@ probe has no port (exec). Init containers never get probes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from webhook.core.mutation import MutationContext, json_copy
-from webhook.core.mutators._containers import APP, containers
-
-PROBE_FIELDS = {"liveness": "livenessProbe", "readiness": "readinessProbe", "startup": "startupProbe"}
+from webhook.core.mutators._containers import containers
+from webhook.core.workloads import APP_CONTAINERS, PROBE_FIELDS
 
 
 def probe_port(probe: Mapping[str, Any]) -> int | str | None:
@@ -43,7 +43,7 @@ class ProbesMutator:
     rule: str = "defaults.probes"
 
     def mutate(self, ctx: MutationContext) -> None:
-        for container, path in containers(ctx, APP):
+        for container, path in containers(ctx, APP_CONTAINERS):
             for kind, probe in self.probes.items():
                 field = PROBE_FIELDS[kind]
                 if container.get(field) is not None:

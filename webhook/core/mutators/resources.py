@@ -12,13 +12,15 @@ and per resource name:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from webhook.core.mutation import MutationContext
-from webhook.core.mutators._containers import APP_AND_INIT, containers
+from webhook.core.mutators._containers import containers
 from webhook.core.quantity import QuantityError, parse_quantity
+from webhook.core.workloads import APP_AND_INIT_CONTAINERS
 
 
 def _as_map(value: Any) -> dict[str, Any]:
@@ -73,7 +75,7 @@ class ResourcesMutator:
         return add_req, add_lim, warnings
 
     def mutate(self, ctx: MutationContext) -> None:
-        for container, path in containers(ctx, APP_AND_INIT):
+        for container, path in containers(ctx, APP_AND_INIT_CONTAINERS):
             add_req, add_lim, warnings = self._fills(container, str(container.get("name", "")))
             ctx.warnings.extend(warnings)
             if not add_req and not add_lim:

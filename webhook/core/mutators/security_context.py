@@ -10,11 +10,14 @@ On the ``pods/ephemeralcontainers`` subresource only ephemeral containers change
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from webhook.core.mutation import MutationContext, json_copy
-from webhook.core.mutators._containers import ALL, containers
+from webhook.core.mutators._containers import containers
+from webhook.core.plan import WITH_EPHEMERAL
+from webhook.core.workloads import ALL_CONTAINERS
 
 # Fields the API server rejects when spec.os.name is windows (PodSpec validation, validateWindows).
 LINUX_ONLY_POD = frozenset({
@@ -70,7 +73,7 @@ class SecurityContextMutator:
     pod: Mapping[str, Any]
     container: Mapping[str, Any]
     rule: str = "defaults.securityContext"
-    subresources: frozenset[str] = frozenset({"", "ephemeralcontainers"})
+    subresources: frozenset[str] = WITH_EPHEMERAL
 
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
@@ -79,6 +82,6 @@ class SecurityContextMutator:
         if not ephemeral_only:
             fill_section(ctx, spec, ctx.path("spec"), _for_os(self.pod, os_name, LINUX_ONLY_POD))
         container_defaults = _for_os(self.container, os_name, LINUX_ONLY_CONTAINER)
-        lists = ("ephemeralContainers",) if ephemeral_only else ALL
+        lists = ("ephemeralContainers",) if ephemeral_only else ALL_CONTAINERS
         for container, path in containers(ctx, lists):
             fill_section(ctx, container, path, container_defaults)

@@ -37,10 +37,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.mutation import MutationContext
-from webhook.core.workloads import iter_containers
-
-SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
-CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+from webhook.core.mutators.security_context import pod_os
+from webhook.core.plan import WITH_EPHEMERAL
+from webhook.core.pod_security._helpers import is_zero
+from webhook.core.pod_security.checks_baseline import SECCOMP_POD_ANNOTATION
+from webhook.core.workloads import ALL_CONTAINERS, iter_containers
 
 
 def _dict_or_none(value: Any) -> dict[str, Any] | None:
@@ -54,28 +55,24 @@ def _settable(parent: Mapping[str, Any], key: str) -> bool:
 
 
 def _is_root(context: Mapping[str, Any] | None) -> bool:
-    if context is None:
-        return False
-    uid = context.get("runAsUser")
-    return not isinstance(uid, bool) and isinstance(uid, (int, float)) and uid == 0
+    return context is not None and is_zero(context.get("runAsUser"))
 
 
 class RestrictedPreset:
     """Mutator making a typical pod ``restricted``-compliant without overwriting anything."""
 
     rule = "defaults.securityContext"
-    subresources = frozenset({"", "ephemeralcontainers"})
+    subresources = WITH_EPHEMERAL
 
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
-        os_ = _dict_or_none(spec.get("os"))
-        windows = os_ is not None and os_.get("name") == "windows"
+        windows = pod_os(spec) == "windows"
         ephemeral_only = ctx.request.subresource == "ephemeralcontainers"
         if not ephemeral_only:
             self._pod_level(ctx, spec, windows)
         if windows:
             return
-        lists = ("ephemeralContainers",) if ephemeral_only else CONTAINER_LISTS
+        lists = ("ephemeralContainers",) if ephemeral_only else ALL_CONTAINERS
         for list_name, index, container in iter_containers(spec, lists):
             self._container(ctx, container, ctx.path("spec", list_name, index))
 
@@ -100,7 +97,7 @@ class RestrictedPreset:
         pod_context = _dict_or_none(spec.get("securityContext"))
         if _is_root(pod_context):
             return False
-        for _, _, container in iter_containers(spec, CONTAINER_LISTS):
+        for _, _, container in iter_containers(spec, ALL_CONTAINERS):
             context = _dict_or_none(container.get("securityContext"))
             inherits = context is None or context.get("runAsNonRoot") is None
             if inherits and _is_root(context):

@@ -7,8 +7,9 @@ the same (or empty, which tolerates every effect).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from webhook.core.mutation import MutationContext, json_copy
 

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _EMPTY: Mapping[str, Any] = {}
+_SPEC = object()  # the memo's key of the prepared spec (check results are keyed by check function)
 
 
 @lru_cache(maxsize=256)
@@ -51,20 +52,30 @@ def _resolve(level: str, version: str) -> tuple[str, int]:
 
 
 def evaluate(level: str, version: str, metadata: Mapping[str, Any] | None,
-             spec: Mapping[str, Any] | None) -> list[CheckFailure]:
+             spec: Mapping[str, Any] | None, memo: dict[Any, Any] | None = None) -> list[CheckFailure]:
     """Every check of ``level`` at ``version`` that forbids the pod, in upstream's order.
 
     ``metadata`` and ``spec`` are the pod's (or pod template's) ``metadata`` and
     ``spec`` as plain dicts. Raises ValueError for an unknown level or a malformed version.
+    ``memo``: a dict kept across calls on the *same, unchanged* pod (e.g. a cluster
+    policy at ``baseline`` and a tenant policy at ``restricted``): each check
+    revision then runs once per pod.
     """
     checks = plan(*_resolve(level, version))
     if not checks:
         return []
-    meta = metadata if isinstance(metadata, dict) else (dict(metadata) if isinstance(metadata, dict) else _EMPTY)
-    pod_spec = prepare(spec if isinstance(spec, dict) else _EMPTY)
+    meta = metadata if isinstance(metadata, dict) else _EMPTY
+    if memo is None:
+        memo = {}
+    pod_spec = memo.get(_SPEC)
+    if pod_spec is None:
+        pod_spec = memo[_SPEC] = prepare(spec if isinstance(spec, dict) else _EMPTY)
     failures: list[CheckFailure] = []
     for check_id, check_pod in checks:
-        found = check_pod(meta, pod_spec)
+        if check_pod in memo:
+            found = memo[check_pod]
+        else:
+            found = memo[check_pod] = check_pod(meta, pod_spec)
         if found is not None:
             failures.append(CheckFailure(check_id, found.reason, found.detail, found.containers, found.fields,
                                          found.pod_level))

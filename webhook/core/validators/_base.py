@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from webhook.core.decision import Violation
-from webhook.core.plan import ValidationContext
+from webhook.core.plan import MAIN_ONLY, WITH_EPHEMERAL, ValidationContext
+from webhook.core.selectors import LabelSelector, glob_match
 from webhook.core.workloads import field_path
 
-MAIN_ONLY = frozenset({""})
-WITH_EPHEMERAL = frozenset({"", "ephemeralcontainers"})
+__all__ = ["MAIN_ONLY", "WITH_EPHEMERAL", "describe", "inside_tenant", "outside_tenant", "violation"]
 
 
 def violation(ctx: ValidationContext, rule: str, message: str, *, container: str | None = None,
@@ -32,3 +32,17 @@ def describe(values: Any) -> str:
     if isinstance(values, (list, tuple, set, frozenset)):
         return ", ".join(str(v) for v in values) if values else "(none)"
     return str(values)
+
+
+def inside_tenant(ctx: ValidationContext, namespace: str, shared: tuple[str, ...]) -> bool:
+    """``namespace`` is the request's own, one of its tenant's, or matches a ``sharedNamespaces`` pattern."""
+    if namespace == ctx.request.namespace or any(glob_match(p, namespace) for p in shared):
+        return True
+    return ctx.tenant is not None and ctx.tenant_of(namespace) == ctx.tenant.name
+
+
+def outside_tenant(ctx: ValidationContext, selector: LabelSelector, shared: tuple[str, ...]) -> list[str]:
+    """The namespaces the cluster view knows that ``selector`` selects and that lie outside the tenant, sorted."""
+    state = ctx.state
+    return sorted(ns for ns in state.namespaces()
+                  if selector.matches(state.namespace_labels(ns) or {}) and not inside_tenant(ctx, ns, shared))

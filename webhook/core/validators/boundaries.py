@@ -14,17 +14,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.selectors import LabelSelector, glob_match
-from webhook.core.validators._base import MAIN_ONLY, WITH_EPHEMERAL, describe, violation
-from webhook.core.workloads import ALL_CONTAINERS, iter_containers
+from webhook.core.selectors import LabelSelector, glob_match, is_glob
+from webhook.core.validators._base import (
+    MAIN_ONLY,
+    WITH_EPHEMERAL,
+    describe,
+    inside_tenant,
+    outside_tenant,
+    violation,
+)
+from webhook.core.workloads import ALL_CONTAINERS, PREFERRED, REQUIRED, iter_containers
 
-REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
-PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
 SYSTEM_TOLERATION_PREFIX = "node.kubernetes.io/"
 
 
@@ -167,24 +173,35 @@ class AllowedPriorityClasses:
             )
 
 
+DOCKER_HUB = "docker.io"
+_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io"})
+
+
 def normalize_image(image: str) -> str:
-    """Repository with registry, without tag or digest: ``nginx:1`` -> ``docker.io/library/nginx``."""
+    """Repository with registry, without tag or digest, as the container runtime resolves it
+    (distribution/reference ``ParseNormalizedNamed``): ``nginx:1`` and ``docker.io/nginx`` ->
+    ``docker.io/library/nginx``; ``index.docker.io/x/y`` -> ``docker.io/x/y``."""
     name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
-    parts = name.split("/")
-    if len(parts) == 1 or not ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        if len(parts) == 1:
-            parts = ["library"] + parts
-        parts = ["docker.io"] + parts
-    return "/".join(parts)
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        name = name[:colon]  # the tag
+    first, slash, rest = name.partition("/")
+    # the first component is a registry when it looks like a host (dot, port, localhost, upper case)
+    if slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        domain, path = first, rest
+    else:
+        domain, path = DOCKER_HUB, name
+    if domain in _DOCKER_HUB_ALIASES:
+        domain = DOCKER_HUB
+        if "/" not in path:
+            path = "library/" + path  # official images
+    return f"{domain}/{path}"
 
 
 def registry_allows(entry: str, repository: str) -> bool:
     """``registry.example.com/team`` allows ``registry.example.com/team/app`` but not ``.../teamx/app``."""
     entry = entry.rstrip("/")
-    if any(c in entry for c in "*?["):
+    if is_glob(entry):
         return glob_match(entry, repository) or glob_match(entry + "/*", repository)
     return repository == entry or repository.startswith(entry + "/")
 
@@ -241,11 +258,6 @@ class AffinityNamespaces:
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = MAIN_ONLY
 
-    def _inside(self, ctx: ValidationContext, namespace: str) -> bool:
-        if any(glob_match(p, namespace) for p in self.shared):
-            return True
-        return ctx.tenant is not None and ctx.tenant_of(namespace) == ctx.tenant.name
-
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
         if ctx.tenant is None:
@@ -253,7 +265,7 @@ class AffinityNamespaces:
         tenant = ctx.tenant.name
         for kind, path, term in _affinity_terms(ctx.target.spec):
             for ns in term.get("namespaces") or ():
-                if isinstance(ns, str) and not self._inside(ctx, ns):
+                if isinstance(ns, str) and not inside_tenant(ctx, ns, self.shared):
                     yield violation(
                         ctx, self.rule, f"{kind} term selects pods in namespace {ns}, outside tenant {tenant} "
                         f"(shared namespaces: {describe(self.shared)})",
@@ -270,10 +282,7 @@ class AffinityNamespaces:
                     field=path + ("namespaceSelector",), actual={}, required=f"namespaces of tenant {tenant}",
                 )
                 continue
-            outside = sorted(
-                ns for ns in ctx.state.namespaces()
-                if parsed.matches(ctx.state.namespace_labels(ns) or {}) and not self._inside(ctx, ns)
-            )
+            outside = outside_tenant(ctx, parsed, self.shared)
             if outside:
                 yield violation(
                     ctx, self.rule, f"{kind} term namespaceSelector reaches namespaces outside tenant {tenant}: "

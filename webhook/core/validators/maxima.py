@@ -8,13 +8,13 @@ sidecars and overhead counted as Kubernetes counts them).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterator, Mapping
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.pod_resources import container_limits, container_requests, pod_limits, pod_requests
+from webhook.core.pod_resources import container_requests_and_limits, pod_requests_and_limits
 from webhook.core.quantity import format_resource
 from webhook.core.validators._base import MAIN_ONLY, violation
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
@@ -61,9 +61,11 @@ class MaxResources:
         if self.per_container:
             for list_name, index, container in iter_containers(spec, APP_AND_INIT_CONTAINERS):
                 name = str(container.get("name", index))
-                values = {"requests": container_requests(container), "limits": container_limits(container)}
+                requests, limits = container_requests_and_limits(container)
+                values = {"requests": requests, "limits": limits}
                 yield from _check(ctx, self.per_container, values, f'container "{name}"', name,
                                   ("spec", list_name, index), "per-container")
         if self.per_pod:
-            values = {"requests": pod_requests(spec), "limits": pod_limits(spec)}
+            requests, limits = pod_requests_and_limits(spec)
+            values = {"requests": requests, "limits": limits}
             yield from _check(ctx, self.per_pod, values, "pod", None, None, "per-pod")

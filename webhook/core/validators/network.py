@@ -46,20 +46,20 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.core.cluster_state import NAME_LABEL
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.selectors import LabelSelector, glob_match
-from webhook.core.validators._base import MAIN_ONLY, describe, violation
+from webhook.core.selectors import LabelSelector
+from webhook.core.validators._base import MAIN_ONLY, describe, inside_tenant, outside_tenant, violation
 
 DIRECTIONS = ("Ingress", "Egress")
-NAME_LABEL = "kubernetes.io/metadata.name"
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS = {"k8s-app": "kube-dns"}
 _RULES = {"Ingress": ("ingress", "from"), "Egress": ("egress", "to")}
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:
@@ -81,7 +81,7 @@ def selects_all_pods(spec: Mapping[str, Any]) -> bool:
     selector = spec.get("podSelector")
     if selector is None:
         return True
-    return isinstance(selector, Mapping) and LabelSelector.from_dict(selector).is_empty
+    return isinstance(selector, dict) and LabelSelector.from_dict(selector).is_empty
 
 
 def _opens_everything(rule: Any, peers_key: str) -> bool:
@@ -115,7 +115,7 @@ def default_deny_policy(namespace: str, directions: tuple[str, ...] | list[str],
 
 def _flow(value: Any) -> str:
     """A compact one-line YAML (flow style) rendering, for messages."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_flow(v) for v in value) + "]"
@@ -149,7 +149,7 @@ class RequireDefaultDeny:
             return
         covered: set[str] = set()
         for policy in ctx.state.network_policies(namespace):
-            if isinstance(policy, Mapping):
+            if isinstance(policy, dict):
                 covered |= default_deny_directions(policy)
         missing = [d for d in self.directions if d not in covered]
         if not missing:
@@ -189,7 +189,7 @@ def _implies(selector: LabelSelector, tenant_selector: LabelSelector) -> bool:
 def _is_dns_peer(peer: Mapping[str, Any]) -> bool:
     ns_sel = peer.get("namespaceSelector")
     pod_sel = peer.get("podSelector")
-    if not isinstance(ns_sel, Mapping) or not isinstance(pod_sel, Mapping):
+    if not isinstance(ns_sel, dict) or not isinstance(pod_sel, dict):
         return False
     if _name_constraint(LabelSelector.from_dict(ns_sel)) != {DNS_NAMESPACE}:
         return False
@@ -217,11 +217,6 @@ class NetworkPolicyPeers:
     kinds: frozenset[str] | None = frozenset({"NetworkPolicy"})
     subresources: frozenset[str] = MAIN_ONLY
 
-    def _inside(self, ctx: ValidationContext, namespace: str) -> bool:
-        if namespace == ctx.request.namespace or any(glob_match(p, namespace) for p in self.shared):
-            return True
-        return ctx.tenant is not None and ctx.tenant_of(namespace) == ctx.tenant.name
-
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         if ctx.tenant is None:
             return
@@ -243,7 +238,7 @@ class NetworkPolicyPeers:
                     )
                     continue
                 for p_index, peer in enumerate(peers):
-                    if isinstance(peer, Mapping):
+                    if isinstance(peer, dict):
                         yield from self._peer(ctx, direction, peer, path + (p_index,))
 
     def _required(self, ctx: ValidationContext) -> str:
@@ -256,7 +251,7 @@ class NetworkPolicyPeers:
         assert ctx.tenant is not None
         tenant = ctx.tenant.name
         block = peer.get("ipBlock")
-        if isinstance(block, Mapping):
+        if isinstance(block, dict):
             cidr = block.get("cidr")
             network = _cidr(cidr)
             allowed = [n for n in (_cidr(c) for c in self.allowed_cidrs) if n is not None]
@@ -271,7 +266,7 @@ class NetworkPolicyPeers:
                     field=path + ("ipBlock", "cidr"), actual=cidr, required=list(self.allowed_cidrs),
                 )
         raw = peer.get("namespaceSelector")
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             return  # podSelector alone: the policy's own namespace
         if direction == "Egress" and self.allow_dns and _is_dns_peer(peer):
             return
@@ -286,15 +281,12 @@ class NetworkPolicyPeers:
             return
         names = _name_constraint(selector)
         if names is not None:
-            outside = sorted(n for n in names if not self._inside(ctx, n))
+            outside = sorted(n for n in names if not inside_tenant(ctx, n, self.shared))
         elif ctx.tenant.match is not None and ctx.tenant.match.selector is not None \
                 and _implies(selector, ctx.tenant.match.selector):
             outside = []
         else:
-            outside = sorted(
-                ns for ns in ctx.state.namespaces()
-                if selector.matches(ctx.state.namespace_labels(ns) or {}) and not self._inside(ctx, ns)
-            )
+            outside = outside_tenant(ctx, selector, self.shared)
         if outside:
             yield violation(
                 ctx, self.rule,

@@ -8,7 +8,8 @@ Which requests are judged mirrors upstream's admission plugin:
 
 * Pods: the subresources upstream ignores (``exec``, ``attach``, ``binding``,
   ``eviction``, ``log``, ``portforward``, ``proxy``, ``status``) are not judged;
-  any other (``ephemeralcontainers``, ``resize``, ...) is. An UPDATE is judged
+  any other is (of those, the engine passes on only ``ephemeralcontainers``:
+  it skips every other subresource before any rule runs). An UPDATE is judged
   only when it is *significant* as upstream's ``isSignificantPodUpdate`` defines
   it: a container or init container added/removed or its image changed, an
   ephemeral container added or its image changed, or a seccomp annotation (pod
@@ -130,7 +131,7 @@ class PodSecurityValidator:
         if self.level == "privileged" or not self.judges(ctx):
             return
         assert ctx.target is not None
-        for failure in evaluate(self.level, self.version, ctx.target.metadata, ctx.target.spec):
+        for failure in evaluate(self.level, self.version, ctx.target.metadata, ctx.target.spec, ctx.memo):
             yield self._violation(ctx, failure)
 
     def _violation(self, ctx: ValidationContext, failure: CheckFailure) -> Violation:

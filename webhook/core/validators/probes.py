@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
 from webhook.core.validators._base import MAIN_ONLY, violation
-from webhook.core.workloads import APP_CONTAINERS, iter_containers
-
-PROBE_FIELDS = {"liveness": "livenessProbe", "readiness": "readinessProbe", "startup": "startupProbe"}
+from webhook.core.workloads import APP_CONTAINERS, PROBE_FIELDS, iter_containers
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,13 @@ Guaranteed pods. The message says which container keeps the pod below the bar.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.pod_resources import container_limits, container_requests, qos_class
+from webhook.core.pod_resources import container_requests_and_limits, qos_class
 from webhook.core.quantity import format_resource
 from webhook.core.validators._base import MAIN_ONLY, violation
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
@@ -22,7 +23,7 @@ RANK = {"BestEffort": 0, "Burstable": 1, "Guaranteed": 2}
 def _why_not_guaranteed(spec: Mapping[str, Any]) -> str | None:
     for _, index, container in iter_containers(spec, APP_AND_INIT_CONTAINERS):
         name = container.get("name", index)
-        requests, limits = container_requests(container), container_limits(container)
+        requests, limits = container_requests_and_limits(container)
         for res in ("cpu", "memory"):
             if res not in limits:
                 return f'container "{name}" has no {res} limit'

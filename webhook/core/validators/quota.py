@@ -12,15 +12,15 @@ judged as they are created).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterator, Mapping
 
 from webhook.core.cluster_state import add_usage
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.pod_resources import quota_missing, quota_usage
-from webhook.core.quantity import format_resource
+from webhook.core.pod_resources import quota_demand
+from webhook.core.quantity import exact_add, format_resource
 from webhook.core.validators._base import MAIN_ONLY, violation
 
 ZERO = Decimal(0)
@@ -33,7 +33,7 @@ def _exceeded(ctx: ValidationContext, scope: str, hard: Mapping[str, Decimal], u
         if delta <= 0:
             continue
         current = used.get(key, ZERO)
-        if current + delta > limit:
+        if exact_add(current, delta) > limit:
             yield violation(
                 ctx, "quota",
                 f"{scope}: {key} {format_resource(key, current)} + {format_resource(key, delta)} requested > "
@@ -54,14 +54,13 @@ class TenantQuota:
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         if ctx.request.operation != "CREATE" or ctx.target is None:
             return
-        keys = list(dict.fromkeys(list(self.hard) + list(self.per_namespace)))
-        for container, key in quota_missing(ctx.target.spec, keys):
+        requested, missing = quota_demand(ctx.obj, (*self.hard, *self.per_namespace))
+        for container, key in missing:
             yield violation(
                 ctx, "quota", f'container "{container}" must specify {key}: it is under quota '
                 f"({'tenant ' + ctx.tenant.name if ctx.tenant else 'namespace ' + ctx.request.namespace})",
                 container=container, actual=None, required=key,
             )
-        requested = quota_usage(ctx.obj)
         if not requested:
             return
         counted = _already_counted(ctx)
@@ -82,7 +81,7 @@ class TenantQuota:
 def _already_counted(ctx: ValidationContext) -> Mapping[str, Decimal]:
     """What the view already counts for this very pod (a re-sent CREATE, a reservation): not counted twice."""
     meta = ctx.obj.get("metadata")
-    name = meta.get("name") if isinstance(meta, Mapping) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
     lookup = getattr(ctx.state, "pod_usage", None)
     if not isinstance(name, str) or not name or not callable(lookup):
         return {}

@@ -6,8 +6,9 @@ containers are checked (ephemeral containers cannot have resources).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
