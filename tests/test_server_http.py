@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import POLICIES, fixture_review, golden_case_params
 from webhook.core.cluster_state import InMemoryClusterState
+from webhook.core.engine import evaluate
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest
 from webhook.core.response import MAX_WARNING_CHARS
@@ -194,8 +195,16 @@ async def restricted_client(aiohttp_client):
     return client
 
 
+def unfixable_pod() -> dict[str, Any]:
+    """A pod the defaults cannot make compliant: its cpu request is above the default limit
+    (so the limit stays unset) and it asks for nothing the restricted standard wants."""
+    bad = pod()
+    bad["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1"
+    return bad
+
+
 async def test_denial_is_403_listing_every_violation(restricted_client) -> None:
-    resp = await post(restricted_client, "/validate", review(pod()))
+    resp = await post(restricted_client, "/validate", review(unfixable_pod()))
     assert resp.status == 200
     body = await resp.json()
     r = body["response"]
@@ -204,7 +213,19 @@ async def test_denial_is_403_listing_every_violation(restricted_client) -> None:
     lines = r["status"]["message"].splitlines()
     assert lines[0].startswith("tenantguard denied the request (") and len(lines) >= 4
     assert any("requireLimits" in line for line in lines) and any("podSecurity" in line for line in lines)
+    # no patch on /validate, and not the mutation phase's warning ("limit left unset"): /mutate gave it
     assert "patch" not in r and "patchType" not in r and "warnings" not in r and "auditAnnotations" not in r
+
+
+async def test_validate_gives_the_dry_run_verdict_on_a_raw_object(restricted_client) -> None:
+    """/validate runs the dry-run's pipeline: defaults first, then the rules on the result."""
+    fixable = pod()  # lacks limits, which the defaults fill
+    r = (await (await post(restricted_client, "/validate", review(fixable))).json())["response"]
+    lines = r["status"]["message"].splitlines()
+    assert not any("requireLimits" in line for line in lines) and any("podSecurity" in line for line in lines)
+    decision = evaluate(AdmissionRequest(obj=fixable, namespace="shop"), policy_set(RESTRICTED),
+                        InMemoryClusterState())
+    assert r["status"]["message"] == decision.message()
 
 
 async def test_mutate_returns_the_patch_and_never_judges(restricted_client) -> None:
@@ -276,7 +297,8 @@ async def test_user_info_feeds_exemptions(aiohttp_client) -> None:
 async def test_each_endpoint_asks_the_view_for_its_phase_only(restricted_client) -> None:
     await post(restricted_client, "/mutate", review(pod(), uid="m"))
     await post(restricted_client, "/validate", review(pod(), uid="v", dry_run=True))
-    assert restricted_client.view.calls == [("m", True, False, False), ("v", False, True, True)]
+    # both run the defaults; only /validate runs the rules (and only /mutate answers with the patch)
+    assert restricted_client.view.calls == [("m", True, False, False), ("v", True, True, True)]
 
 
 async def test_enforcement_modes(aiohttp_client) -> None:

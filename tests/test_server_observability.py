@@ -9,7 +9,16 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_server_http import RESTRICTED, cluster_policy, make_context, pod, policy_set, post, review
+from tests.test_server_http import (
+    RESTRICTED,
+    cluster_policy,
+    make_context,
+    pod,
+    policy_set,
+    post,
+    review,
+    unfixable_pod,
+)
 from webhook.core.cluster_state import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.request import from_review
@@ -38,8 +47,10 @@ async def client(aiohttp_client):
 
 async def test_metrics_page_after_a_few_requests(client) -> None:
     await post(client, "/mutate", review(pod()))  # shop: tenant shop-team
-    await post(client, "/validate", review(pod()))  # denied (restricted + limits), warned (probes)
-    await post(client, "/validate", review(pod(namespace="other"), namespace="other"))  # no tenant, denied
+    await post(client, "/validate", review(unfixable_pod()))  # denied (restricted + cpu limit), warned (probes)
+    other = unfixable_pod()
+    other["metadata"]["namespace"] = "other"
+    await post(client, "/validate", review(other, namespace="other"))  # no tenant, denied
     await post(client, "/validate", review(pod(), operation="DELETE"))  # allowed, untouched
     await post(client, "/validate", b"{not json")  # 400
     await post(client, "/mutate", b"x" * (4 * 1024 * 1024))  # 413
@@ -62,7 +73,8 @@ async def test_metrics_page_after_a_few_requests(client) -> None:
     assert counts == {(("endpoint", "mutate"),): 1.0, (("endpoint", "validate"),): 3.0}
 
     violations = values(page["tenantguard_policy_violations"], "_total")
-    assert violations[(("enforcement", "Enforce"), ("policy", "restricted"), ("rule", "requireLimits"))] == 4.0
+    # one per denied pod: the cpu limit the default cannot fill (memory's was filled before the rules ran)
+    assert violations[(("enforcement", "Enforce"), ("policy", "restricted"), ("rule", "requireLimits"))] == 2.0
     assert violations[(("enforcement", "Enforce"), ("policy", "restricted"), ("rule", "podSecurity"))] >= 2.0
     assert violations[(("enforcement", "Warn"), ("policy", "shop-team"), ("rule", "requireProbes"))] == 1.0
 
@@ -90,7 +102,9 @@ async def test_each_server_has_its_own_registry(aiohttp_client) -> None:
 
 async def test_one_json_log_line_per_admission(client, caplog) -> None:
     caplog.set_level(logging.INFO, logger="tenantguard")
-    await post(client, "/validate", review(pod(name="web-7"), uid="log-me", dry_run=True))
+    logged = unfixable_pod()
+    logged["metadata"]["name"] = "web-7"
+    await post(client, "/validate", review(logged, uid="log-me", dry_run=True))
     [record] = [r for r in caplog.records if getattr(r, "event", None) == "admission"]
     line = json.loads(logs.JsonFormatter().format(record))
     assert line["level"] == "info" and line["logger"] == "tenantguard.admission" and line["ts"].endswith("Z")

@@ -6,9 +6,18 @@ server chains the two webhooks:
 
 - ``/mutate``   = ``evaluate(mutate=True, validate=False)``: the patch (defaults), plus the
   warnings of the mutation phase (failed defaults, Audit-mode "would set ...");
-- ``/validate`` = ``evaluate(mutate=False, validate=True)``: judges the object as received,
-  i.e. after every mutating webhook (ours included) ran: the API server calls validating
-  webhooks last, so the CLI's "mutate, apply, validate" is what the two calls add up to.
+- ``/validate`` = ``evaluate(mutate=True, validate=True)``, answered without a patch: the
+  same pipeline as ``tenantguard dry-run`` (DESIGN §1: validate the MUTATED object), so a
+  review gives the dry-run's verdict whichever endpoint it is sent to. In a cluster the
+  object reaching /validate already carries our defaults (the API server calls validating
+  webhooks after the mutating ones), and a second mutation pass is a no-op, so it is judged
+  as received. Only its Warn-mode findings become warnings (the mutation phase's own
+  warnings were already given by /mutate; kubectl would print them twice).
+
+Should /mutate fail open (its failurePolicy is Ignore in the chart), /validate judges the
+object as it would be with the defaults; the native backstops of ``tenantguard render``
+(Pod Security labels, LimitRange, ResourceQuota) then hold what the missing defaults
+would have guaranteed.
 
 Malformed reviews raise :class:`webhook.core.request.ReviewError` (HTTP 400, the caller's
 business). A review that is well formed but whose evaluation raises is answered in the
@@ -20,7 +29,7 @@ a message naming the error. ``Outcome.exception`` carries it for logs and metric
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -38,13 +47,17 @@ __all__ = ["MUTATE", "VALIDATE", "Endpoint", "Outcome", "admit", "rule_ids", "wa
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     name: str
-    mutate: bool
-    validate: bool
+    validate: bool  # run the rules (both endpoints run the defaults first)
     fail_open: bool  # internal error: allow (no patch) when True, deny when False
 
+    @property
+    def patches(self) -> bool:
+        """Only the mutating endpoint answers with the patch."""
+        return not self.validate
 
-MUTATE = Endpoint("mutate", mutate=True, validate=False, fail_open=True)
-VALIDATE = Endpoint("validate", mutate=False, validate=True, fail_open=False)
+
+MUTATE = Endpoint("mutate", validate=False, fail_open=True)
+VALIDATE = Endpoint("validate", validate=True, fail_open=False)
 
 
 @dataclass(slots=True)
@@ -98,8 +111,12 @@ def admit(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView,
     """
     request = from_review(body, today=today, writable=consume)
     try:
-        decision = view.judge(request, policies, mutate=endpoint.mutate, validate=endpoint.validate)
-        review = admission_response(request, decision, include_patch=endpoint.mutate, dumps=dumps)
+        decision = view.judge(request, policies, mutate=True, validate=endpoint.validate)
+        answer = decision
+        if endpoint.validate:
+            # the rules' own warnings only: /mutate already answered with the mutation phase's
+            answer = replace(decision, warnings=[v.summary() for v in decision.warned])
+        review = admission_response(request, answer, include_patch=endpoint.patches, dumps=dumps)
     except Exception as exc:  # noqa: BLE001 - the fail posture, not a 500
         return Outcome(_internal_error(endpoint, request, exc), request, None, exc)
     return Outcome(review, request, decision)

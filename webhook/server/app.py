@@ -125,8 +125,8 @@ def _fields(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: 
         "namespace": req.namespace, "kind": req.kind, "object": req.name, "user": req.username,
         "tenant": decision.tenant if decision is not None else None, "decision": outcome.verdict,
         "rules": rule_ids(decision) if decision is not None else [],
-        "warnings": len(decision.warnings) if decision is not None else 0,
-        "patch_ops": len(decision.patch) if decision is not None and endpoint.mutate else 0,
+        "warnings": len(outcome.review["response"].get("warnings", ())),
+        "patch_ops": len(decision.patch) if decision is not None and endpoint.patches else 0,
         "dry_run": req.dry_run, "generation": ctx.policies.generation,
         "latency_ms": round(seconds * 1000, 3),
     }
