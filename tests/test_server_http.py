@@ -178,6 +178,12 @@ async def test_golden_case_through_http(aiohttp_client, suites, path: Path, inde
                 if key in expected:
                     assert expected[key] in status["message"]
 
+    # the raw review sent straight to /validate gets the same verdict (it runs the dry-run's pipeline)
+    resp = await post(client, "/validate", review_for(case.request, obj, uid=f"golden-raw-{index}"))
+    raw = (await resp.json())["response"]
+    assert raw["allowed"] == core.allowed
+    assert raw.get("status", {}).get("message", "") == core.message()
+
 
 # --- AdmissionReview fidelity --------------------------------------------------------------------
 
