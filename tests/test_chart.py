@@ -506,9 +506,11 @@ def test_webhook_rules_cover_pods_and_every_pod_controller():
     }
     assert set(validate) == expected_validate
     assert all(ops == {"CREATE", "UPDATE"} for ops in validate.values())
-    # Mutation: no network policies, no subresources; CREATE only where the pod spec is immutable.
-    assert set(mutate) == {("", "pods"), *controllers}
+    # Mutation: no network policies; CREATE only where the pod spec is immutable; `kubectl debug`'s
+    # ephemeral containers (an UPDATE of pods/ephemeralcontainers) get the security-context defaults.
+    assert set(mutate) == {("", "pods"), ("", "pods/ephemeralcontainers"), *controllers}
     assert mutate[("", "pods")] == {"CREATE"} and mutate[("batch", "jobs")] == {"CREATE"}
+    assert mutate[("", "pods/ephemeralcontainers")] == {"UPDATE"}
     assert all(mutate[k] == {"CREATE", "UPDATE"} for k in controllers - {("batch", "jobs")})
 
 

@@ -131,12 +131,19 @@ would silently stop an opted-out workload from creating pods. */}}
 
 {{/* Mutation: only where a patch can be applied. A Pod's spec (and a Job's
 pod template) is immutable after creation, so mutating their UPDATEs could
-only produce patches the API server rejects; they are mutated on CREATE. */}}
+only produce patches the API server rejects; they are mutated on CREATE.
+`kubectl debug` adds containers through pods/ephemeralcontainers (an UPDATE):
+there the security-context defaults fill the new ephemeral containers only. */}}
 {{- define "tenantguard.mutateRules" -}}
 - apiGroups: [""]
   apiVersions: ["v1"]
   operations: ["CREATE"]
   resources: ["pods"]
+  scope: Namespaced
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["UPDATE"]
+  resources: ["pods/ephemeralcontainers"]
   scope: Namespaced
 - apiGroups: [""]
   apiVersions: ["v1"]
