@@ -91,7 +91,7 @@ def write_table(results: list[Result], show_all: bool, colour: bool) -> None:
     for r in denied:
         print(f"\n{r.request.namespace}/{r.original['metadata']['name']}:")
         for v in r.decision.violations:
-            print(f"  x [{v.policy}/{v.rule}] {v.message}")
+            print(f"  x {v.summary()}")
 
 
 def run(args: argparse.Namespace) -> int:

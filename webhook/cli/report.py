@@ -64,7 +64,7 @@ def write_table(results: list[Result], out: TextIO, colour: bool) -> None:
             out.write(f"    {paint('skipped: ' + d.skipped, '2')}\n")
         for v in d.violations:
             where = f" ({v.field})" if v.field else ""
-            out.write(f"    {paint('x', '31')} [{v.policy}/{v.rule}] {v.message}{where}\n")
+            out.write(f"    {paint('x', '31')} {v.summary()}{where}\n")
         out.writelines(f"    {paint('!', '33')} {w}\n" for w in d.warnings)
         for op in d.patch:
             value = json.dumps(op.value, separators=(",", ":")) if op.op != "remove" else ""
@@ -80,7 +80,7 @@ def write_diff(results: list[Result], out: TextIO, colour: bool) -> None:
     paint = Paint(colour)
     for r in results:
         label = _label(r).replace(" ", "/")
-        out.writelines(paint(f"# DENIED {_label(r)}: [{v.policy}/{v.rule}] {v.message}", "31") + "\n"
+        out.writelines(paint(f"# DENIED {_label(r)}: {v.summary()}", "31") + "\n"
                        for v in r.decision.violations)
         before = dump(r.original).splitlines(keepends=True)
         after = dump(r.obj).splitlines(keepends=True)

@@ -38,8 +38,10 @@ class Violation:
         return out
 
     def summary(self) -> str:
-        """One line for kubectl warnings and denial messages."""
-        return f"[{self.policy}/{self.rule}] {self.message}"
+        """One line for kubectl warnings, denial messages and reports; a Pod Security
+        finding names its check: ``[baseline/podSecurity] hostNamespaces: host namespaces (...)``."""
+        check = f"{self.check}: " if self.check else ""
+        return f"[{self.policy}/{self.rule}] {check}{self.message}"
 
 
 @dataclass(slots=True)
