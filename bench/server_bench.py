@@ -34,7 +34,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import jsonpatch
 import orjson
@@ -42,9 +41,9 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webhook.policy.loader import load_policies  # noqa: E402
-from webhook.server.admission import MUTATE, VALIDATE, admit  # noqa: E402
-from webhook.server.cluster_view import StaticClusterView  # noqa: E402
+from webhook.policy.loader import load_policies
+from webhook.server.admission import MUTATE, VALIDATE, admit
+from webhook.server.cluster_view import StaticClusterView
 
 FIXTURES = [ROOT / "tests" / "fixtures" / "admissionreviews", ROOT.parent / "shared" / "fixtures" / "admissionreviews"]
 SIZES = ("small", "medium", "large")
@@ -142,7 +141,7 @@ class Connection:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int, ctx: ssl.SSLContext) -> "Connection":
+    async def open(cls, port: int, ctx: ssl.SSLContext) -> Connection:
         return cls(*await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost"))
 
     async def post(self, request: bytes) -> bytes:

@@ -20,9 +20,15 @@ ResourceQuotas and NetworkPolicies (cluster-wide collections):
   opts in to BOOKMARK events (:meth:`KubeAPI.bookmark`); a resourceVersion
   older than the last :meth:`KubeAPI.compact` gets an ERROR event carrying a
   410 Status (the watch cache's answer) or, with ``gone_as_http``, an HTTP 410;
+- ``bookmark_interval``: like the API server's watch cache, which sends every
+  watch that asked for bookmarks one about once a minute, a BOOKMARK at the
+  current version every that many seconds (off by default: tests send them
+  with :meth:`KubeAPI.bookmark`);
 - faults: :meth:`KubeAPI.drop_watches` resets open watch connections
   mid-stream; :meth:`KubeAPI.expire_watches` sends the 410 ERROR event to
-  open watches; ``unavailable = True`` answers 503 to everything.
+  open watches; :meth:`KubeAPI.hang_watches` keeps watch connections open but
+  delivers nothing on them, not even bookmarks (a stuck server or proxy; lists
+  still answer); ``unavailable = True`` answers 503 to everything.
 
 ``requests`` records every request (resource, query) for assertions, and
 :meth:`KubeAPI.wait_for_request` lets a test await one instead of sleeping.
@@ -86,9 +92,12 @@ class Request:
 
 
 class KubeAPI:
-    def __init__(self, *, gone_as_http: bool = False, first_version: int = 1000):
+    def __init__(self, *, gone_as_http: bool = False, first_version: int = 1000,
+                 bookmark_interval: float | None = None):
         self.gone_as_http = gone_as_http
+        self.bookmark_interval = bookmark_interval
         self.unavailable = False
+        self.hung = False
         self.version = first_version
         self.requests: list[Request] = []
         self._collections = {plural: _Collection() for plural in KINDS}
@@ -133,6 +142,8 @@ class KubeAPI:
         coll = self._collections[plural]
         event = {"type": event_type, "object": obj}
         coll.history.append((self.version, event))
+        if self.hung:
+            return
         for watcher in coll.watchers:
             watcher.queue.put_nowait(event)
 
@@ -193,6 +204,8 @@ class KubeAPI:
     # --- faults -----------------------------------------------------------------------------------
     def bookmark(self, plural: str | None = None) -> str:
         """A BOOKMARK at the current version to every watch that asked for bookmarks."""
+        if self.hung:
+            return str(self.version)
         for name, coll in self._collections.items():
             if plural not in (None, name):
                 continue
@@ -203,6 +216,11 @@ class KubeAPI:
                 if watcher.bookmarks:
                     watcher.queue.put_nowait(event)
         return str(self.version)
+
+    def hang_watches(self, hung: bool = True) -> None:
+        """Open watches (and new ones) stay connected but receive nothing until ``hang_watches(False)``;
+        the changes made meanwhile are in the history, so lists and later watches see them."""
+        self.hung = hung
 
     def compact(self) -> None:
         """Forget all history: a watch from any earlier version now gets 410 Gone."""
@@ -313,6 +331,8 @@ class KubeAPI:
             if self.gone_as_http:
                 return web.json_response(status(410, "Expired", message), status=410)
             events: list[Any] = [{"type": "ERROR", "object": status(410, "Expired", message)}, _END]
+        elif self.hung:
+            events = []
         elif since:
             events = [event for version, event in coll.history if version > since]
         else:  # no version: the current state as ADDED events ("start at any")
@@ -325,6 +345,9 @@ class KubeAPI:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
+        ticker = None
+        if self.bookmark_interval and watcher.bookmarks:
+            ticker = asyncio.create_task(self._tick(plural, watcher, self.bookmark_interval))
         try:
             await response.prepare(request)
             async with asyncio.timeout(timeout):
@@ -342,7 +365,17 @@ class KubeAPI:
         except ConnectionResetError:
             return response
         finally:
+            if ticker is not None:
+                ticker.cancel()
             coll.watchers.discard(watcher)
             self._watchers_changed.set()
         await response.write_eof()
         return response
+
+    async def _tick(self, plural: str, watcher: _Watcher, interval: float) -> None:
+        kind, api_version, _ = KINDS[plural]
+        while True:
+            await asyncio.sleep(interval)
+            if not self.hung:
+                watcher.queue.put_nowait({"type": "BOOKMARK", "object": {
+                    "kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": str(self.version)}}})

@@ -1,9 +1,9 @@
 """The Helm chart, checked for real: helm lint/template, the Kubernetes 1.35 schema,
-the safety properties (excluded namespaces, RBAC, failure policies), the certificate
-modes, and our own `tenantguard dry-run` under Pod Security "restricted".
+the safety properties (excluded namespaces, what the webhooks intercept, RBAC,
+failure policies, an install that denies and mutates nothing), the certificate
+modes, the install notes, and our own `tenantguard dry-run` on what the chart renders.
 
-helm comes from .tools/bin (installed by .ci/chart-tools). Missing helm skips
-these tests locally and fails them in CI (CI=true).
+helm comes from .tools/bin, installed by .ci/chart-tools: without it these tests fail.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ HELM = ROOT / ".tools" / "bin" / "helm"
 RELEASE = "ci"
 NAMESPACE = "tenantguard"
 KUBE_VERSION = "1.35.0"
-IN_CI = os.environ.get("CI") == "true"
 FULLNAME = f"{RELEASE}-tenantguard"
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 ALWAYS_EXCLUDED = {NAMESPACE, "kube-system"}
@@ -40,9 +39,7 @@ ALWAYS_EXCLUDED = {NAMESPACE, "kube-system"}
 def helm_path() -> Path:
     if HELM.is_file() and os.access(HELM, os.X_OK):
         return HELM
-    if IN_CI:
-        pytest.fail(f"{HELM} is missing: .ci/chart-tools must install helm before the tests run")
-    pytest.skip(f"{HELM} not installed (run .ci/chart-tools)")
+    pytest.fail(f"{HELM} is missing: run .ci/chart-tools (it installs helm and kubectl)")
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess:
@@ -330,6 +327,7 @@ def test_ci_values_files_exist():
         "existing-secret-values.yaml",
         "ha-values.yaml",
         "custom-policies-values.yaml",
+        "demo-values.yaml",
     } <= names
 
 
@@ -496,6 +494,27 @@ POD_CONTROLLERS = {
 }
 
 
+def rule_matches(rules: list[dict], group: str, resource: str, subresource: str, operation: str) -> bool:
+    """admissionregistration/v1 RuleWithOperations matching, wildcards included ("*", "*/*",
+    "pods/*", "*/status"), for a request on group/v1 resource[/subresource]."""
+    for rule in rules:
+        resources = rule["resources"]
+        if subresource:
+            resource_ok = bool(
+                {f"{resource}/{subresource}", "*/*", f"{resource}/*", f"*/{subresource}"} & set(resources)
+            )
+        else:
+            resource_ok = bool({resource, "*"} & set(resources))
+        if (
+            resource_ok
+            and {group, "*"} & set(rule["apiGroups"])
+            and {"v1", "*"} & set(rule["apiVersions"])
+            and {operation, "*"} & set(rule["operations"])
+        ):
+            return True
+    return False
+
+
 def test_webhook_rules_cover_pods_and_every_pod_controller():
     docs = render()
     validate = _rule_table(one(docs, "ValidatingWebhookConfiguration")["webhooks"][0])
@@ -504,10 +523,13 @@ def test_webhook_rules_cover_pods_and_every_pod_controller():
     expected_validate = {
         ("", "pods"),
         ("", "pods/ephemeralcontainers"),
+        ("", "pods/resize"),
         ("networking.k8s.io", "networkpolicies"),
         *controllers,
     }
     assert set(validate) == expected_validate
+    # In-place resize exists only as an UPDATE of the pods/resize subresource.
+    assert validate.pop(("", "pods/resize")) == {"UPDATE"}
     assert all(ops == {"CREATE", "UPDATE"} for ops in validate.values())
     # Mutation: no network policies; CREATE only where the pod spec is immutable; `kubectl debug`'s
     # ephemeral containers (an UPDATE of pods/ephemeralcontainers) get the security-context defaults.
@@ -517,11 +539,241 @@ def test_webhook_rules_cover_pods_and_every_pod_controller():
     assert all(mutate[k] == {"CREATE", "UPDATE"} for k in controllers - {("batch", "jobs")})
 
 
+# Things every cluster needs to keep running, whatever state tenantguard is in: node
+# heartbeats and leader election (Leases), Nodes, Events. (group, resource, subresource)
+NEVER_INTERCEPTED = [
+    ("coordination.k8s.io", "leases", ""),
+    ("", "nodes", ""),
+    ("", "nodes", "status"),
+    ("", "events", ""),
+    ("events.k8s.io", "events", ""),
+]
+
+
+@values_files
+def test_no_rule_matches_leases_nodes_events_or_a_wildcard(values):
+    docs = render(*values_args(values))
+    rule_sets = {h["name"]: h["rules"] for h in webhooks(docs)}
+    for vap in by_kind(docs, "ValidatingAdmissionPolicy"):
+        rule_sets[vap["metadata"]["name"]] = vap["spec"]["matchConstraints"]["resourceRules"]
+    assert rule_sets
+    for name, rules in rule_sets.items():
+        for rule in rules:
+            for field in ("apiGroups", "apiVersions", "operations", "resources"):
+                assert not any("*" in item for item in rule[field]), (name, field, rule)
+            assert "coordination.k8s.io" not in rule["apiGroups"], (name, rule)
+            assert not any(r.split("/")[0] == "leases" for r in rule["resources"]), (name, rule)
+        for group, resource, sub in NEVER_INTERCEPTED:
+            for op in ("CREATE", "UPDATE", "DELETE"):
+                assert not rule_matches(rules, group, resource, sub, op), (name, group, resource, sub, op)
+        assert rule_matches(rules, "", "pods", "", "CREATE")  # the matcher has teeth
+
+
+# --------------------------------------------------------------------------- CEL (matchConditions)
+
+_CEL_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'[^'\\]*')|(?P<op>\|\||&&|==|!=|!|\(|\))|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)|(?P<dot>\.))"
+)
+
+
+class CelError(Exception):
+    pass
+
+
+def cel_eval(expression: str, variables: dict):
+    """Evaluate the CEL subset our matchConditions use: variables with field selection, string
+    literals, ==, !=, !, &&, ||, parentheses. && and || follow CEL (commutative: an error on
+    one side is absorbed when the other side decides). Anything outside the subset raises, so
+    an expression that outgrows it fails the tests instead of passing them unread."""
+    tokens, pos = [], 0
+    while expression[pos:].strip():
+        m = _CEL_TOKEN.match(expression, pos)
+        if not m:
+            raise CelError(f"outside the supported subset at {expression[pos:]!r}")
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    tokens.append(("end", ""))
+    i = 0
+
+    def peek():
+        return tokens[i]
+
+    def take(kind=None, value=None):
+        nonlocal i
+        tok = tokens[i]
+        if (kind and tok[0] != kind) or (value and tok[1] != value):
+            raise CelError(f"expected {value or kind}, found {tok[1]!r}")
+        i += 1
+        return tok
+
+    # Each parse_* returns a thunk, so that && and || can evaluate their sides CEL's way.
+    def parse_or():
+        left = parse_and()
+        while peek() == ("op", "||"):
+            take()
+            left = _logic(left, parse_and(), decisive=True)
+        return left
+
+    def parse_and():
+        left = parse_eq()
+        while peek() == ("op", "&&"):
+            take()
+            left = _logic(left, parse_eq(), decisive=False)
+        return left
+
+    def parse_eq():
+        left = parse_unary()
+        while peek() in (("op", "=="), ("op", "!=")):
+            op = take()[1]
+            right = parse_unary()
+            left = (lambda a, b, eq: lambda: (a() == b()) == eq)(left, right, op == "==")
+        return left
+
+    def parse_unary():
+        if peek() == ("op", "!"):
+            take()
+            inner = parse_unary()
+
+            def negate():
+                value = inner()
+                if not isinstance(value, bool):
+                    raise CelError("! on a non-bool")
+                return not value
+
+            return negate
+        return parse_primary()
+
+    def parse_primary():
+        kind, value = peek()
+        if (kind, value) == ("op", "("):
+            take()
+            inner = parse_or()
+            take("op", ")")
+            return inner
+        if kind == "str":
+            take()
+            return lambda: value[1:-1]
+        name = take("ident")[1]
+        path = []
+        while peek()[0] == "dot":
+            take()
+            path.append(take("ident")[1])
+
+        def select():
+            if name not in variables:
+                raise CelError(f"undeclared reference to {name!r}")
+            current = variables[name]
+            for field in path:
+                if not isinstance(current, dict) or field not in current:
+                    raise CelError(f"no such key: {field}")
+                current = current[field]
+            return current
+
+        return select
+
+    def _logic(left, right, decisive: bool):
+        def run():
+            results = []
+            for side in (left, right):
+                try:
+                    value = side()
+                except CelError as exc:
+                    results.append(exc)
+                    continue
+                if not isinstance(value, bool):
+                    raise CelError("logical operator on a non-bool")
+                if value is decisive:
+                    return decisive
+                results.append(value)
+            for r in results:
+                if isinstance(r, CelError):
+                    raise r
+            return not decisive
+
+        return run
+
+    tree = parse_or()
+    take("end")
+    result = tree()
+    if not isinstance(result, bool):
+        raise CelError("a matchCondition must evaluate to a bool")
+    return result
+
+
+def test_cel_subset_evaluator():
+    v = {"request": {"operation": "UPDATE", "subResource": ""}, "object": None}
+    assert cel_eval("request.operation == 'UPDATE'", v) is True
+    assert cel_eval("!(request.operation != 'UPDATE') && request.subResource == ''", v) is True
+    assert cel_eval("request.operation == 'UPDATE' || object.spec == 'x'", v) is True  # short-circuit
+    assert cel_eval("object.spec == 'x' || request.operation == 'UPDATE'", v) is True  # commutative
+    with pytest.raises(CelError):
+        cel_eval("object.spec == 'x' || request.operation == 'CREATE'", v)
+    with pytest.raises(CelError):
+        cel_eval("has(object.spec)", v)
+
+
+def _pod(resources: dict, labels: dict | None = None, image: str = "app:1") -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "team-a", "labels": labels or {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": image, "resources": resources}]},
+    }
+
+
+def _cel_request(operation: str, resource: str, subresource: str, obj: dict, old: dict | None) -> dict:
+    """The variables the API server gives a matchCondition (admission.k8s.io/v1 AdmissionRequest)."""
+    group = "apps" if resource in {"deployments", "statefulsets", "daemonsets", "replicasets"} else ""
+    return {
+        "request": {
+            "operation": operation,
+            "resource": {"group": group, "version": "v1", "resource": resource},
+            "subResource": subresource,
+            "namespace": obj["metadata"]["namespace"],
+            "name": obj["metadata"]["name"],
+        },
+        "object": obj,
+        "oldObject": old,
+    }
+
+
+SMALL = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+LARGE = {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}
+
+
 def test_metadata_only_pod_updates_skip_validation_by_default():
     validate = one(render(), "ValidatingWebhookConfiguration")["webhooks"][0]
     (cond,) = validate["matchConditions"]
-    assert "object.spec != oldObject.spec" in cond["expression"]
-    assert "request.subResource != ''" in cond["expression"]  # ephemeral containers always judged
+    expr = cond["expression"]
+    sent = {
+        "pod CREATE": _cel_request("CREATE", "pods", "", _pod(SMALL), None),
+        "pod UPDATE changing spec": _cel_request(
+            "UPDATE", "pods", "", _pod(SMALL, image="app:2"), _pod(SMALL)
+        ),
+        "kubectl debug (pods/ephemeralcontainers)": _cel_request(
+            "UPDATE", "pods", "ephemeralcontainers", _pod(SMALL), _pod(SMALL)
+        ),
+        # In-place resize: an UPDATE of pods/resize carrying the whole Pod with its new resources.
+        "in-place resize (pods/resize)": _cel_request("UPDATE", "pods", "resize", _pod(LARGE), _pod(SMALL)),
+        # Any subresource is judged, even when the spec compares equal.
+        "pods/resize leaving spec equal": _cel_request("UPDATE", "pods", "resize", _pod(SMALL), _pod(SMALL)),
+        "Deployment UPDATE of labels": _cel_request(
+            "UPDATE",
+            "deployments",
+            "",
+            {"metadata": {"name": "web", "namespace": "team-a"}, "spec": {"replicas": 1}},
+            {"metadata": {"name": "web", "namespace": "team-a"}, "spec": {"replicas": 1}},
+        ),
+    }
+    for what, variables in sent.items():
+        assert cel_eval(expr, variables) is True, what
+    relabel = _cel_request("UPDATE", "pods", "", _pod(SMALL, labels={"app": "web", "v": "2"}), _pod(SMALL))
+    assert cel_eval(expr, relabel) is False  # metadata-only pod UPDATE: skipped
+    # The rules route the resize to /validate (UPDATE only) and never to /mutate.
+    assert rule_matches(validate["rules"], "", "pods", "resize", "UPDATE")
+    mutate = one(render(), "MutatingWebhookConfiguration")["webhooks"][0]
+    assert not rule_matches(mutate["rules"], "", "pods", "resize", "UPDATE")
     off = one(
         render("--set", "webhooks.validate.skipMetadataOnlyPodUpdates=false"),
         "ValidatingWebhookConfiguration",
@@ -695,19 +947,9 @@ def test_single_replica_renders_no_pdb():
     assert not by_kind(docs, "PodDisruptionBudget")
 
 
-def _dry_run_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("webhook.cli.dry_run") is not None
-
-
 @pytest.mark.parametrize("values", ["default-values.yaml", "ha-values.yaml", "existing-secret-values.yaml"])
 def test_our_pods_pass_our_own_restricted_policy(values, tmp_path):
     """The webhook Deployment and the helm test Pod pass `tenantguard dry-run` under podSecurity: restricted."""
-    if not _dry_run_available():
-        if IN_CI:
-            pytest.fail("`tenantguard dry-run` (webhook.cli.dry_run) is missing")
-        pytest.skip("`tenantguard dry-run` is not written yet")
     docs = render(*values_args(CHART / "ci" / values))
     workloads = [d for d in docs if d["kind"] in ("Deployment", "Pod")]
     assert {d["kind"] for d in workloads} == {"Deployment", "Pod"}
@@ -769,11 +1011,152 @@ def test_chart_policies_are_the_shipped_policies():
     )
 
 
-def test_policy_configmap_from_shipped_files_values_and_set_file(tmp_path):
+STARTER = CHART / "starter"
+DEMO_VALUES = CHART / "ci" / "demo-values.yaml"
+DEMO_TENANTS = {"trading", "customer-a", "edge", "ml"}
+POLICY_KINDS = ("ClusterPolicy", "TenantPolicy")
+
+
+def policy_documents(configmap: dict) -> list[dict]:
+    """Every ClusterPolicy/TenantPolicy document in the policies ConfigMap."""
+    return [
+        doc
+        for text in (configmap.get("data") or {}).values()
+        for doc in yaml.safe_load_all(text)
+        if isinstance(doc, dict) and doc.get("kind") in POLICY_KINDS
+    ]
+
+
+def enforcement(doc: dict) -> str:
+    return (doc.get("spec") or {}).get("enforcement", "Enforce")  # the policy schema's default
+
+
+def extract_policies(configmap: dict, into: Path) -> Path:
+    """The ConfigMap's files as the server sees them mounted."""
+    into.mkdir()
+    for name, text in configmap["data"].items():
+        (into / name).write_text(text)
+    return into
+
+
+TENANTGUARD = Path(sys.executable).with_name("tenantguard")  # the console script of this venv
+
+
+def tenantguard(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    assert TENANTGUARD.is_file(), f"{TENANTGUARD} is missing: pip install -e . in this venv"
+    return subprocess.run([str(TENANTGUARD), *args], capture_output=True, text=True, check=False, cwd=cwd)
+
+
+# A node agent as every monitoring stack ships it: host network and PID namespaces, the
+# host's /proc, /sys and / mounted, a host port. Exactly what Pod Security "baseline" forbids.
+NODE_EXPORTER = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "metadata": {"name": "node-exporter", "namespace": "monitoring", "labels": {"app": "node-exporter"}},
+    "spec": {
+        "selector": {"matchLabels": {"app": "node-exporter"}},
+        "template": {
+            "metadata": {"labels": {"app": "node-exporter"}},
+            "spec": {
+                "hostNetwork": True,
+                "hostPID": True,
+                "containers": [
+                    {
+                        "name": "node-exporter",
+                        "image": "quay.io/prometheus/node-exporter:v1.8.2",
+                        "args": [
+                            "--path.procfs=/host/proc",
+                            "--path.sysfs=/host/sys",
+                            "--path.rootfs=/host/root",
+                        ],
+                        "ports": [{"name": "metrics", "containerPort": 9100, "hostPort": 9100}],
+                        "volumeMounts": [
+                            {"name": "proc", "mountPath": "/host/proc", "readOnly": True},
+                            {"name": "sys", "mountPath": "/host/sys", "readOnly": True},
+                            {
+                                "name": "root",
+                                "mountPath": "/host/root",
+                                "readOnly": True,
+                                "mountPropagation": "HostToContainer",
+                            },
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "proc", "hostPath": {"path": "/proc"}},
+                    {"name": "sys", "hostPath": {"path": "/sys"}},
+                    {"name": "root", "hostPath": {"path": "/"}},
+                ],
+            },
+        },
+    },
+}
+# An ordinary pod that sets nothing: with defaults cluster-wide, it would be patched.
+BARE_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "web", "namespace": "default"},
+    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+}
+
+
+def test_default_install_denies_nothing_and_mutates_nothing(tmp_path, schemas):
+    cm = one(render(include_tests=False), "ConfigMap")
+    policies = policy_documents(cm)
+    assert policies, "the default install loads the starter policy"
+    assert not [p["metadata"]["name"] for p in policies if p["kind"] == "TenantPolicy"]
+    assert not [p["metadata"]["name"] for p in policies if enforcement(p) == "Enforce"]
+    assert not [p["metadata"]["name"] for p in policies if (p.get("spec") or {}).get("defaults")]
+    manifests = tmp_path / "node-agents.yaml"
+    manifests.write_text(yaml.safe_dump_all([NODE_EXPORTER, BARE_POD], sort_keys=False))
+    assert not schemas.errors(NODE_EXPORTER) and not schemas.errors(BARE_POD)
+    default_dir = extract_policies(cm, tmp_path / "default")
+    assert tenantguard("lint", "--strict", str(default_dir), cwd=tmp_path).returncode == 0
+
+    dry_run = ("dry-run", "--output", "json", str(manifests), "--policies")
+    out = tenantguard(*dry_run, str(default_dir), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    results = {r["kind"]: r for r in json.loads(out.stdout)["results"]}
+    ds, pod = results["DaemonSet"], results["Pod"]
+    assert ds["allowed"] and not ds["violations"]
+    assert not ds["patch"] and not pod["patch"], "a default install changes no pod"
+    # Judged, not skipped: the starter tells the owner what baseline would refuse.
+    warned = " ".join(ds["warnings"])
+    for check in ("hostNamespaces", "hostPathVolumes", "hostPorts"):
+        assert check in warned, ds["warnings"]
+
+    # Control: the demo set's Enforce baseline denies the same DaemonSet, so the check
+    # above has teeth; the demo values therefore keep monitoring out of the webhooks.
+    demo_docs = render(*values_args(DEMO_VALUES), include_tests=False)
+    demo_dir = extract_policies(one(demo_docs, "ConfigMap"), tmp_path / "demo")
+    out = tenantguard(*dry_run, str(demo_dir), cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    denied = {r["kind"]: r for r in json.loads(out.stdout)["results"]}["DaemonSet"]
+    assert not denied["allowed"]
+    assert {(v["policy"], v["rule"]) for v in denied["violations"]} == {("cluster-baseline", "podSecurity")}
+    assert_never_intercepts(demo_docs, {"monitoring"})
+
+
+def test_demo_values_ship_the_demo_tenants_and_their_enforce_baseline():
+    cm = one(render(*values_args(DEMO_VALUES)), "ConfigMap")
+    shipped = {p.name: p.read_text() for p in (CHART / "policies").glob("*.yaml")}
+    assert cm["data"] == shipped  # byte for byte, the starter left out
+    policies = policy_documents(cm)
+    assert DEMO_TENANTS <= {p["metadata"]["name"] for p in policies if p["kind"] == "TenantPolicy"}
+    assert any(p["kind"] == "ClusterPolicy" and enforcement(p) == "Enforce" for p in policies)
+    excluded = one(
+        render("--set", "demoPolicies.enabled=true", "--set-json", 'demoPolicies.exclude=["trading.yaml"]'),
+        "ConfigMap",
+    )["data"]
+    assert "trading.yaml" not in excluded and "edge.yaml" in excluded and "cluster-starter.yaml" in excluded
+
+
+def test_policy_configmap_from_starter_values_and_set_file(tmp_path):
     docs = render(include_tests=False)
     cm = one(docs, "ConfigMap")
-    shipped = {p.name: p.read_text() for p in (CHART / "policies").glob("*.yaml")}
-    assert (cm.get("data") or {}) == shipped  # byte for byte
+    starter = {p.name: p.read_text() for p in STARTER.glob("*.yaml")}
+    assert list(starter) == ["cluster-starter.yaml"]
+    assert cm["data"] == starter  # byte for byte, comments included
     dep = one(docs, "Deployment")
     (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "policies"]
     assert vol["configMap"]["name"] == cm["metadata"]["name"]
@@ -788,14 +1171,125 @@ def test_policy_configmap_from_shipped_files_values_and_set_file(tmp_path):
         "spec:\n  namespaces: [team-x]\n"
     )
     with_file = one(render("--set-file", f"policies.team-x={extra}"), "ConfigMap")["data"]
-    assert with_file["team-x.yaml"] == extra.read_text()
-    assert set(shipped) <= set(with_file)
-    if shipped:
-        name = min(shipped)
-        excluded = (
-            one(render("--set-json", f'shippedPolicies.exclude=["{name}"]'), "ConfigMap").get("data") or {}
-        )
-        assert name not in excluded
+    assert with_file == {**starter, "team-x.yaml": extra.read_text()}
+    # A values key naming the starter replaces it; an empty one removes it.
+    replaced = one(render("--set-file", f"policies.cluster-starter={extra}"), "ConfigMap")["data"]
+    assert replaced == {"cluster-starter.yaml": extra.read_text()}
+    assert not one(render("--set", "policies.cluster-starter="), "ConfigMap").get("data")
+    assert not one(render("--set", "starterPolicy.enabled=false"), "ConfigMap").get("data")
+
+
+def test_the_old_shipped_policies_value_says_what_it_became():
+    for args in (["--set", "shippedPolicies.enabled=true"], ["--set", "shippedPolicies.enabled=false"]):
+        with pytest.raises(RenderError, match="demoPolicies"):
+            render(*args)
+
+
+# --------------------------------------------------------------------------- install notes
+
+
+def install_notes(*args: str, tmp_path: Path) -> str:
+    """NOTES.txt as `helm install` prints it (client-side dry run: no cluster is contacted)."""
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-cluster")}
+    cmd = [str(helm_path()), "install", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    cmd += ["--dry-run=client", "--output", "json", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["info"]["notes"]
+
+
+def _loaded(notes: str) -> dict[str, str]:
+    """kind/name -> enforcement, from the "Policies loaded" lines."""
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^  \S+\.ya?ml\s+((?:Cluster|Tenant)Policy/\S+)\s+(\w+)$", notes, re.MULTILINE)
+    }
+
+
+def _enforce_line(notes: str) -> str:
+    (line,) = [ln for ln in notes.splitlines() if ln.startswith("Enforce: ")]
+    return line
+
+
+def test_notes_show_what_is_loaded_whether_anything_enforces_and_how_to_get_there(tmp_path):
+    notes = install_notes(tmp_path=tmp_path)
+    assert _loaded(notes) == {"ClusterPolicy/cluster-starter": "Warn"}
+    assert _enforce_line(notes).startswith("Enforce: off")
+    # The way up, with the live-cluster report between steps.
+    assert "Audit -> Warn -> Enforce" in notes
+    assert "tenantguard audit --policies" in notes
+    assert (
+        f"kubectl -n {NAMESPACE} get configmap {FULLNAME}-policies"
+        " -o jsonpath='{.data.cluster-starter\\.yaml}' > policies/cluster-starter.yaml"
+    ) in notes
+    assert "--set-file policies.cluster-starter=policies/cluster-starter.yaml" in notes
+    assert "calico-system" in notes  # validation fails closed and no CNI namespace is excluded yet
+
+    demo = install_notes("-f", str(DEMO_VALUES), tmp_path=tmp_path)
+    loaded = _loaded(demo)
+    assert {f"TenantPolicy/{t}" for t in DEMO_TENANTS} <= set(loaded)
+    assert loaded["ClusterPolicy/probes-advisory"] == "Warn"
+    enforce = _enforce_line(demo)
+    assert enforce.startswith("Enforce: ON for ")
+    assert "ClusterPolicy/cluster-baseline" in enforce and "TenantPolicy/trading" in enforce
+    assert "probes-advisory" not in enforce
+    assert "calico-system" not in demo  # namespaces are excluded there
+
+    # A policy that names no enforcement is in Enforce mode, and NOTES say so.
+    implicit = tmp_path / "team-x.yaml"
+    implicit.write_text(
+        "# no enforcement: the default\napiVersion: tenantguard.io/v1alpha1\nkind: TenantPolicy\n"
+        "metadata: {name: team-x}\nspec:\n  namespaces: [team-x]\n---\n"
+        "apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: audit-only}\n"
+        "spec: {enforcement: Audit}\n"
+    )
+    mixed = install_notes("--set-file", f"policies.team-x={implicit}", tmp_path=tmp_path)
+    assert _loaded(mixed) == {
+        "ClusterPolicy/cluster-starter": "Warn",
+        "TenantPolicy/team-x": "Enforce",
+        "ClusterPolicy/audit-only": "Audit",
+    }
+    assert _enforce_line(mixed) == "Enforce: ON for TenantPolicy/team-x."
+
+    empty = install_notes("--set", "starterPolicy.enabled=false", tmp_path=tmp_path)
+    assert "none: every request is admitted unchanged" in empty
+    assert _enforce_line(empty).startswith("Enforce: off")
+
+
+# --------------------------------------------------------------------------- failure posture docs
+
+
+def failure_posture_table(doc: Path) -> list[str]:
+    """The first table under the "## Failure posture" heading, as its lines."""
+    text = doc.read_text()
+    section = text.split("\n## Failure posture\n", 1)
+    assert len(section) == 2, f"{doc.name}: no '## Failure posture' section"
+    body = section[1].split("\n## ", 1)[0]
+    lines = body.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_failure_posture_is_one_table_matching_the_chart():
+    install = failure_posture_table(ROOT / "docs" / "install.md")
+    security = failure_posture_table(ROOT / "SECURITY.md")
+    assert install == security, "docs/install.md and SECURITY.md must carry the same failure-posture table"
+    header, rows = install[0], install[2:]
+    docs = render()
+    mutate = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    validate = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
+    assert f"`{mutate['name']}`" in header and f"`failurePolicy: {mutate['failurePolicy']}`" in header
+    assert f"`{validate['name']}`" in header and f"`failurePolicy: {validate['failurePolicy']}`" in header
+    situations = [row.split("|")[1] for row in rows]
+    for case in ("down", "slow", "certificate", "only `/mutate` failed"):
+        assert any(case in cell for cell in situations), case
+    assert any(f"({validate['timeoutSeconds']} s)" in cell for cell in situations)
+    assert all(len(row.split("|")) == len(header.split("|")) for row in rows)
+    text = "\n".join(install)
+    natives = ("Pod Security admission", "ResourceQuota", "LimitRange", "NetworkPolicies")
+    for native in (*natives, "ValidatingAdmissionPolicy"):
+        assert native in text, native
 
 
 # --------------------------------------------------------------------------- certificates

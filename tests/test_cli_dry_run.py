@@ -274,3 +274,28 @@ def test_bad_cluster_state_object_exits_2_naming_file_and_document(tmp_path: Pat
     result = run_cli("dry-run", "-p", str(policy), "--cluster-state", str(state), str(f))
     assert result.code == 2
     assert f"--cluster-state: {state}: document 2: metadata: must be a mapping" in result.err
+
+
+def test_the_table_says_which_sequence_each_object_went_through(tmp_path: Path, policy: Path) -> None:
+    f = tmp_path / "in.yaml"
+    f.write_text(dump_all([pod("a")]))
+    result = run_cli("dry-run", "--policies", str(policy), "--namespace", "shop", "--color", "never", str(f))
+    assert result.code == 0
+    assert "each object: mutate, apply the patch, validate the result" in result.out
+
+
+def test_validate_only_judges_the_object_as_written(tmp_path: Path, policy: Path) -> None:
+    """What /validate answers when /mutate (which fails open) was down: the defaults are not assumed."""
+    f = tmp_path / "in.yaml"
+    f.write_text(dump_all([pod("a")]))  # no cpu limit: the tenant's default would fill it
+    full = run_cli("dry-run", "--policies", str(policy), "--namespace", "shop", "-o", "json", str(f))
+    assert full.code == 0 and full.json()["results"][0]["allowed"] is True
+    raw = run_cli("dry-run", "--policies", str(policy), "--namespace", "shop", "-o", "json", "--validate-only",
+                  str(f))
+    assert raw.code == 1, raw.err
+    [item] = raw.json()["results"]
+    assert item["allowed"] is False and item["patch"] == []
+    assert [v["rule"] for v in item["violations"]] == ["requireLimits", "quota"]  # no limit, no request
+    table = run_cli("dry-run", "--policies", str(policy), "--namespace", "shop", "--color", "never",
+                    "--validate-only", str(f))
+    assert "each object: validate the object as written" in table.out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+from webhook.cluster.ledger import Reservation
 from webhook.cluster.store import ClusterStore, usage_key
 from webhook.core.pod_resources import quota_usage
 
@@ -101,21 +102,73 @@ def test_an_unparseable_pod_counts_as_a_pod() -> None:
     assert store.unparseable_pods == 1
 
 
+def _cpu_pod(name: str, cpu: str = "1", **meta) -> dict:
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "n", **meta},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}
+
+
 def test_reservations_count_until_confirmed_or_expired() -> None:
     now = [100.0]
     store = ClusterStore(clock=lambda: now[0], reservation_ttl=5)
     usage = {"pods": Decimal(1), "requests.cpu": Decimal(1)}
-    assert store.reserve("n", "a", usage)
-    assert store.reserve("n", None, usage)
+    assert store.reserve(Reservation("n", "a", usage, now[0]))
+    assert store.reserve(Reservation("n", "", usage, now[0], generate_name="job-"))
     assert store.namespace_usage("n")["requests.cpu"] == 2
     assert store.pod_usage("n", "a") == usage
-    store.apply("Pod", "ADDED", {"kind": "Pod", "metadata": {"name": "a", "namespace": "n"},
-                                 "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}})
+    store.apply("Pod", "ADDED", _cpu_pod("a"))
     assert store.namespace_usage("n")["requests.cpu"] == 2  # the live pod replaced its reservation
-    assert not store.reserve("n", "a", usage)  # already live: nothing to reserve
+    assert not store.reserve(Reservation("n", "a", usage, now[0]))  # already live: nothing to reserve
     now[0] += 6
+    assert store.namespace_usage("n")["requests.cpu"] == 2  # past its TTL, but the watch said nothing since
+    store.note_heard("Pod")  # a bookmark: the watch is alive and current
     assert store.namespace_usage("n")["requests.cpu"] == 1  # the nameless reservation expired
     assert store.reservations() == {}
+
+
+def test_a_generate_name_reservation_is_released_by_the_next_pod_of_that_name() -> None:
+    now = [100.0]
+    store = ClusterStore(clock=lambda: now[0], reservation_ttl=30)
+    usage = {"pods": Decimal(1), "requests.cpu": Decimal(1)}
+    assert store.reserve(Reservation("n", "", usage, now[0], generate_name="web-7d9f-"))
+    assert store.reserve(Reservation("n", "", usage, now[0], generate_name="web-7d9f-"))
+    now[0] += 1
+    store.apply("Pod", "ADDED", _cpu_pod("other-x1", generateName="other-"))  # another owner's pod
+    assert store.namespace_usage("n")["requests.cpu"] == 3
+    store.apply("Pod", "ADDED", _cpu_pod("web-7d9f-abcde", generateName="web-7d9f-"))
+    assert store.namespace_usage("n")["requests.cpu"] == 3  # one reservation became that live pod
+    assert len(store.reservations()) == 1
+    store.apply("Pod", "MODIFIED", _cpu_pod("web-7d9f-abcde", generateName="web-7d9f-"))  # not a new pod
+    assert len(store.reservations()) == 1
+    store.apply("Pod", "ADDED", _cpu_pod("web-7d9f-fghij", generateName="web-7d9f-"))
+    assert store.reservations() == {} and store.namespace_usage("n")["requests.cpu"] == 3
+
+
+def test_a_pod_the_watch_reports_before_its_reservation_arrives_is_not_counted_twice() -> None:
+    """Another worker admitted it; this worker's watch saw the pod before it read the shared ledger."""
+    now = [100.0]
+    store = ClusterStore(clock=lambda: now[0], reservation_ttl=30)
+    usage = {"pods": Decimal(1), "requests.cpu": Decimal(1)}
+    admitted_at = now[0]
+    now[0] += 0.5
+    store.apply("Pod", "ADDED", _cpu_pod("job-x1", generateName="job-"))
+    store.absorb([Reservation("n", "", usage, admitted_at, generate_name="job-"),
+                  Reservation("n", "named", usage, admitted_at)])
+    assert store.namespace_usage("n")["requests.cpu"] == 2  # the live job pod, and the named reservation
+    store.apply("Pod", "ADDED", _cpu_pod("named"))
+    assert store.namespace_usage("n")["requests.cpu"] == 2 and store.reservations() == {}
+
+
+def test_a_resize_counts_its_increase_until_the_watch_reports_the_resized_pod() -> None:
+    now = [100.0]
+    store = ClusterStore(clock=lambda: now[0], reservation_ttl=30)
+    store.apply("Pod", "ADDED", _cpu_pod("p", "1"))
+    before = store.live_pod_usage("n", "p")
+    assert store.reserve(Reservation("n", "p", {"requests.cpu": Decimal(3)}, now[0], resize=True, before=before))
+    assert store.namespace_usage("n")["requests.cpu"] == 4
+    store.apply("Pod", "MODIFIED", _cpu_pod("p", "1"))  # a status update, say: the resize is not in yet
+    assert store.namespace_usage("n")["requests.cpu"] == 4
+    store.apply("Pod", "MODIFIED", _cpu_pod("p", "4"))
+    assert store.namespace_usage("n")["requests.cpu"] == 4 and store.reservations() == {}
 
 
 def test_network_policies_are_unknown_until_listed() -> None:

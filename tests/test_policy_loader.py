@@ -105,7 +105,7 @@ def test_two_tenants_claiming_one_namespace(tmp_path: Path, first: str, second: 
     b = write(tmp_path, "b.yaml", TENANT.format(name="b", namespaces=second))
     [error] = errors_of(a, b)
     assert error.startswith(f"{b}: document 1: spec.namespaces:")
-    assert "already claimed by TenantPolicy a" in error
+    assert f"already claimed by TenantPolicy a ({a}: document 1)" in error  # the other file is named too
 
 
 @pytest.mark.parametrize("first,second", [("[shop-*]", "[shopx]"), ("['a-?']", "['a-bc']"), ("['x-[ab]']", "['x-c*']")])
@@ -150,7 +150,58 @@ def test_directory_walk_skips_hidden_configmap_indirection(tmp_path: Path) -> No
 
 def test_missing_path_and_empty_input(tmp_path: Path) -> None:
     assert errors_of(tmp_path / "nope.yaml")[0].endswith("no such file or directory")
-    assert "no policy documents found" in errors_of(write(tmp_path, "empty.yaml", "# nothing\n"))[0]
+    empty_dir = tmp_path / "none"
+    empty_dir.mkdir()
+    assert errors_of(empty_dir) == [f"{empty_dir}: no policy documents found"]
+
+
+EMPTY = "(a policy file must hold at least one policy document)"
+
+
+@pytest.mark.parametrize("text,why", [
+    ("", "file is empty"),
+    ("\n  \n\r\n", "file is empty"),
+    ("# cluster baseline\n# (rewritten)\n", "file holds no document, only comments"),
+    ("---\n---\n", "file holds no document"),
+    ("--- # nothing\n...\n", "file holds no document"),
+    ("null\n", "file holds no document"),
+    ("{}", None),  # a document, just not a valid policy: judged as one
+])
+def test_an_empty_policy_file_is_an_error_naming_it(tmp_path: Path, text: str, why: str | None) -> None:
+    """A truncated file (a non-atomic rewrite caught half way) must not load as "no rules"."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    write(policies, "tenant.yaml", TENANT.format(name="t", namespaces="[t]"))
+    baseline = write(policies, "cluster-baseline.yaml", text)
+    for paths in ([baseline], [policies], [baseline, policies / "tenant.yaml"]):
+        errors = errors_of(*paths)
+        if why is None:
+            assert errors == [f"{baseline}: document 1: kind: must be ClusterPolicy or TenantPolicy (got None)"]
+        else:
+            [error] = errors
+            assert error.startswith(f"{baseline}: {why}") and error.endswith(EMPTY), error
+
+
+def test_an_empty_file_is_reported_with_the_errors_of_the_other_files(tmp_path: Path) -> None:
+    empty = write(tmp_path, "a.yaml", "")
+    broken = write(tmp_path, "b.yaml", TENANT.format(name="b", namespaces="[b]") + "  bogus: 1\n")
+    assert errors_of(empty, broken) == [f"{empty}: file is empty {EMPTY}",
+                                        f"{broken}: document 1: spec.bogus: unknown field"]
+
+
+def test_every_error_line_starts_with_its_file(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.yaml", TENANT.format(name="a", namespaces="[shop-*]") + "---\n" +
+              TENANT.format(name="dup", namespaces="[x]"))
+    b = write(tmp_path, "b.yaml", TENANT.format(name="b", namespaces="[shop-prod]") + "---\n" +
+              TENANT.format(name="dup", namespaces="[y]") + "---\n" + "kind: Nonsense\n")
+    c = write(tmp_path, "c.yaml", "# only a comment\n")
+    errors = errors_of(a, b, c)
+    assert len(errors) == 4, errors
+    files = {str(p) for p in (a, b, c)}
+    for line in errors:
+        assert line.split(": ", 1)[0] in files, line
+    assert [line.split(": ", 1)[0] for line in errors].count(str(b)) == 3
+    assert any(line.startswith(f"{c}: ") for line in errors)
 
 
 def test_generation_changes_with_content(tmp_path: Path) -> None:
@@ -170,3 +221,21 @@ def test_quantities_as_numbers_and_labels_as_strings(tmp_path: Path) -> None:
     assert labels.values == {"enabled": "true", "version": "2"}
     resources = next(m for m in tenant.mutators if m.rule == "defaults.resources")
     assert resources.limits == {"cpu": "2", "memory": "1Gi"}
+
+
+def test_a_document_that_fails_to_compile_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever goes wrong past the schema is still reported against its file and document."""
+    from webhook.policy import loader
+
+    real = loader.compile_policy
+
+    def flaky(doc, source):  # type: ignore[no-untyped-def]
+        if doc.metadata.name == "b":
+            raise ValueError("boom")
+        return real(doc, source)
+
+    monkeypatch.setattr(loader, "compile_policy", flaky)
+    a = write(tmp_path, "a.yaml", TENANT.format(name="a", namespaces="[a]"))
+    b = write(tmp_path, "b.yaml", TENANT.format(name="x", namespaces="[x]") + "---\n" +
+              TENANT.format(name="b", namespaces="[b]"))
+    assert errors_of(a, b) == [f"{b}: document 2: cannot be compiled: boom"]

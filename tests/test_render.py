@@ -72,7 +72,9 @@ def test_shipped_policies_render_valid_kubernetes_objects() -> None:
         k8s_schema.assert_valid(obj)
     assert {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"} == \
         {"customer-a", "trading", "edge", "ml"}
-    assert "note: tenant customer-a: namespaces matched by customer-a-*" in result.err
+    assert "note: tenant customer-a: namespaces matched by customer-a-* or its namespaceSelector are not rendered" \
+        in result.err
+    assert "--cluster-state FILE or --kubeconfig FILE" in result.err
 
 
 def test_every_object_of_a_rich_policy_is_valid() -> None:
@@ -165,13 +167,6 @@ def test_network_policies_deny_by_default_and_allow_the_tenant_and_shared_namesp
     assert dns["policyTypes"] == ["Egress"]
 
 
-def test_ingress_only_when_the_tenant_sets_no_isolation() -> None:
-    objects = render(_policies(_tenant("t", {"namespaces": ["t"]}))).objects
-    assert [o["metadata"]["name"] for o in objects if o["kind"] == "NetworkPolicy"] == \
-        ["tenantguard-default-deny", "tenantguard-allow-tenant"]
-    assert _by(objects, "NetworkPolicy", "t", "tenantguard-default-deny")["spec"]["policyTypes"] == ["Ingress"]
-
-
 def test_rendered_objects_pass_our_own_webhook_and_isolate_the_namespaces() -> None:
     """Apply the render output to a cluster view: every object is admitted, then tenant pods are judged
     against it (isolation known, quota in force) with no advisory warning."""
@@ -210,10 +205,12 @@ def test_tenant_filter_and_unknown_tenant() -> None:
     assert bad.code == 2 and "no TenantPolicy named nobody" in bad.err
 
 
-def test_glob_only_tenant_renders_nothing_but_says_so() -> None:
+def test_glob_only_tenant_renders_nothing_without_cluster_state_but_says_how() -> None:
     rendered = render(_policies(_tenant("g", {"namespaces": ["g-*"]})))
     assert rendered.objects == []
-    assert rendered.notes == ["tenant g: claims no namespace by name (globs or selector only); nothing rendered"]
+    assert rendered.notes == ["tenant g: claims namespaces only by g-*, whose names are unknown without cluster "
+                              "state, so nothing is rendered; pass --cluster-state FILE or --kubeconfig FILE "
+                              "(or --in-cluster) to render them"]
 
 
 def test_bad_policy_exits_2(tmp_path: Path) -> None:
@@ -223,3 +220,290 @@ def test_bad_policy_exits_2(tmp_path: Path) -> None:
     result = run_cli("render", "--policies", str(path))
     assert result.code == 2
     assert "networkIsolation" in result.err
+
+
+# --- networkIsolation gates the NetworkPolicies ---------------------------------------------------
+
+def _netpol_names(objects: list[dict], namespace: str) -> list[str]:
+    return [o["metadata"]["name"] for o in objects
+            if o["kind"] == "NetworkPolicy" and o["metadata"]["namespace"] == namespace]
+
+
+def test_network_policies_only_where_isolation_is_asked_for() -> None:
+    plain = render(_policies(BASE, _tenant("t", {"namespaces": ["t"]})))
+    assert not any(o["kind"] == "NetworkPolicy" for o in plain.objects)
+    assert {o["kind"] for o in plain.objects} == {"Namespace", "ResourceQuota", "LimitRange"}
+
+    isolated = render(_policies(_tenant("t", {"namespaces": ["t"], "rules": {"networkIsolation": True}}))).objects
+    assert _netpol_names(isolated, "t") == ["tenantguard-default-deny", "tenantguard-allow-tenant"]
+    assert _by(isolated, "NetworkPolicy", "t", "tenantguard-default-deny")["spec"]["policyTypes"] == ["Ingress"]
+
+    no_dns = _tenant("t", {"namespaces": ["t"], "rules": {"networkIsolation": {
+        "defaultDeny": ["Egress"], "allowDNS": False}}})
+    objects = render(_policies(no_dns)).objects
+    assert _netpol_names(objects, "t") == ["tenantguard-default-deny", "tenantguard-allow-tenant"]
+    assert _by(objects, "NetworkPolicy", "t", "tenantguard-allow-tenant")["spec"]["policyTypes"] == ["Egress"]
+
+    nothing = render(_policies(_tenant("t", {"namespaces": ["t"], "rules": {"networkIsolation": {
+        "defaultDeny": []}}})))
+    assert not any(o["kind"] == "NetworkPolicy" for o in nothing.objects)
+    assert any("defaultDeny is empty" in n for n in nothing.notes)
+
+
+def test_a_cluster_policys_isolation_is_rendered_where_it_applies() -> None:
+    cluster = _cluster("iso", {"rules": {"networkIsolation": {"defaultDeny": ["Egress"]}},
+                               "exemptions": [{"namespaces": ["lab"], "reason": "sandbox"}]})
+    tenant = _tenant("t", {"namespaces": ["t", "lab"], "rules": {"networkIsolation": True}})
+    objects = render(_policies(cluster, tenant)).objects
+    # the union of the directions in force: the tenant's Ingress and the cluster's Egress (not in "lab")
+    assert _by(objects, "NetworkPolicy", "t", "tenantguard-default-deny")["spec"]["policyTypes"] == \
+        ["Ingress", "Egress"]
+    assert "tenantguard-allow-dns" in _netpol_names(objects, "t")
+    assert _by(objects, "NetworkPolicy", "lab", "tenantguard-default-deny")["spec"]["policyTypes"] == ["Ingress"]
+    only_cluster = render(_policies(cluster, _tenant("u", {"namespaces": ["u"]}))).objects
+    assert _netpol_names(only_cluster, "u") == \
+        ["tenantguard-default-deny", "tenantguard-allow-tenant", "tenantguard-allow-dns"]
+
+
+# --- namespaces from cluster state: globs and selectors ---------------------------------------------
+
+GLOBS = _tenant("shop", {
+    "namespaces": ["shop", "shop-*"],
+    "quota": {"hard": {"requests.cpu": "4"}},
+    "defaults": {"resources": {"limits": {"cpu": "1"}}},
+    "rules": {"networkIsolation": {"defaultDeny": ["Ingress", "Egress"]}},
+})
+SELECTED = _tenant("analytics", {
+    "namespaceSelector": {"matchLabels": {"team": "analytics"}},
+    "quota": {"perNamespace": {"pods": "10"}},
+    "rules": {"networkIsolation": True},
+})
+
+
+def _namespace(name: str, **labels: str) -> dict:
+    meta: dict = {"name": name}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+STATE = [
+    _namespace("shop-dev"),
+    _namespace("shop-prod", owner="ops"),
+    _namespace("reports", team="analytics", owner="data"),
+    _namespace("unclaimed"),
+    _namespace("kube-system", team="analytics"),  # the webhook never judges it: never rendered
+]
+
+
+def _write(path: Path, docs: list[dict]) -> str:
+    path.write_text(dump_all(docs))
+    return str(path)
+
+
+def _namespaces(objects: list[dict]) -> list[str]:
+    return [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
+
+
+def test_glob_and_selector_tenants_are_rendered_from_a_cluster_state_file(tmp_path: Path) -> None:
+    policies = _write(tmp_path / "p.yaml", [GLOBS, SELECTED])
+    state = _write(tmp_path / "state.yaml", STATE)
+    result = run_cli("render", "--policies", policies, "--cluster-state", state)
+    assert result.code == 0, result.err
+    objects = load_documents(result.out, "render")
+    for obj in objects:
+        k8s_schema.assert_valid(obj)
+    # the literal "shop" (absent from the state) as before, plus what the state shows each tenant claims
+    assert _namespaces(objects) == ["shop", "shop-dev", "shop-prod", "reports"]
+    assert "cannot" not in result.err and "unknown without cluster state" not in result.err
+    for namespace in ("shop-dev", "shop-prod"):
+        assert _by(objects, "ResourceQuota", namespace)["spec"]["hard"] == {"requests.cpu": "4"}
+        assert _by(objects, "LimitRange", namespace)["spec"]["limits"][0]["default"] == {"cpu": "1"}
+        assert _netpol_names(objects, namespace) == \
+            ["tenantguard-default-deny", "tenantguard-allow-tenant", "tenantguard-allow-dns"]
+    assert _by(objects, "ResourceQuota", "reports")["spec"]["hard"] == {"pods": "10"}
+    assert _netpol_names(objects, "reports") == ["tenantguard-default-deny", "tenantguard-allow-tenant"]
+    assert not any(o["metadata"].get("namespace") in ("unclaimed", "kube-system") for o in objects)
+    # existing labels survive, ours are merged over them, and the webhook still resolves the same tenant
+    reports = _by(objects, "Namespace", "reports")["metadata"]["labels"]
+    assert reports["owner"] == "data" and reports["team"] == "analytics"
+    assert reports["kubernetes.io/metadata.name"] == "reports"
+    assert reports["tenantguard.io/tenant"] == "analytics"
+    prod = _by(objects, "Namespace", "shop-prod")["metadata"]["labels"]
+    assert prod["owner"] == "ops" and prod["tenantguard.io/tenant"] == "shop"
+    compiled = _policies(GLOBS, SELECTED)
+    for obj in objects:
+        if obj["kind"] == "Namespace":
+            assert compiled.tenant_for(obj["metadata"]["name"], obj["metadata"]["labels"]).name == \
+                obj["metadata"]["labels"]["tenantguard.io/tenant"]
+
+
+def test_allow_tenant_reaches_glob_and_selector_namespaces() -> None:
+    namespaces = {o["metadata"]["name"]: o["metadata"].get("labels", {}) for o in STATE}
+    objects = render(_policies(GLOBS, SELECTED), namespaces=namespaces).objects
+    shop = _by(objects, "NetworkPolicy", "shop-dev", "tenantguard-allow-tenant")["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                                        "values": ["shop", "shop-dev", "shop-prod"]}]}} in shop
+    assert {"namespaceSelector": {"matchLabels": {"tenantguard.io/tenant": "shop"}}} in shop  # later shop-* too
+    analytics = _by(objects, "NetworkPolicy", "reports", "tenantguard-allow-tenant")["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"team": "analytics"}}} in analytics
+
+
+def test_objects_rendered_from_state_pass_our_webhook_and_isolate_glob_namespaces() -> None:
+    """Apply the output over the state: every object is admitted (the allow policies reach nothing outside the
+    tenant), and a pod in a glob-claimed namespace then finds its default-deny and its quota."""
+    policies = _policies(GLOBS, SELECTED)
+    state = InMemoryClusterState()
+    for obj in STATE:
+        state.add_object(obj)
+    namespaces = {ns: state.namespace_labels(ns) or {} for ns in state.namespaces()}
+    for obj in render(policies, namespaces=namespaces).objects:
+        decision = evaluate(from_manifest(obj), policies, state)
+        assert decision.allowed, (obj["kind"], obj["metadata"]["name"], decision.message())
+        state.add_object(obj)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop-prod"},
+           "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "5"}}}]}}
+    decision = evaluate(from_manifest(pod), policies, state)
+    assert not any("networkIsolation" in w for w in decision.warnings)
+    assert [v.rule for v in decision.violations] == ["quota"]  # 5 cpu > 4: quota judged, isolation satisfied
+
+
+def test_selector_namespace_claimed_by_two_tenants_is_a_note_not_a_crash(tmp_path: Path) -> None:
+    other = _tenant("bi", {"namespaceSelector": {"matchLabels": {"owner": "data"}}})
+    policies = _write(tmp_path / "p.yaml", [GLOBS, SELECTED, other])
+    state = _write(tmp_path / "state.yaml", STATE)
+    result = run_cli("render", "--policies", policies, "--cluster-state", state)
+    assert result.code == 0, result.err
+    assert "note: namespace reports is claimed by several tenants: analytics, bi" in result.err
+    assert "reports" not in _namespaces(load_documents(result.out, "render"))
+    assert "no namespace of the cluster state is claimed by its namespaceSelector" in result.err
+
+
+def test_the_shipped_policies_cover_glob_and_selector_namespaces_of_a_cluster(tmp_path: Path) -> None:
+    state = _write(tmp_path / "state.yaml", [_namespace("customer-a-dev"), _namespace("billing", customer="a"),
+                                             _namespace("trading-eu"), _namespace("sandbox")])
+    result = run_cli("render", "--policies", str(POLICIES), "--cluster-state", state)
+    assert result.code == 0, result.err
+    objects = load_documents(result.out, "render")
+    for obj in objects:
+        k8s_schema.assert_valid(obj)
+    for namespace in ("customer-a-dev", "billing"):
+        quota = _by(objects, "ResourceQuota", namespace)
+        assert quota["metadata"]["labels"]["tenantguard.io/tenant"] == "customer-a"
+        assert quota["spec"]["hard"]["requests.cpu"] == "4"
+        container = _by(objects, "LimitRange", namespace)["spec"]["limits"][0]
+        assert container["default"] == {"cpu": "500m", "memory": "512Mi"}
+        assert "tenantguard-default-deny" in _netpol_names(objects, namespace)
+    assert _by(objects, "Namespace", "billing")["metadata"]["labels"]["customer"] == "a"
+    assert _by(objects, "LimitRange", "trading-eu")["metadata"]["labels"]["tenantguard.io/tenant"] == "trading"
+    assert _netpol_names(objects, "trading-eu") == []  # trading asks for no network isolation
+    assert "sandbox" not in _namespaces(objects)
+    assert "not rendered" not in result.err
+
+
+def test_render_from_state_is_deterministic(tmp_path: Path) -> None:
+    policies = _write(tmp_path / "p.yaml", [GLOBS, SELECTED])
+    forward = run_cli("render", "-p", policies, "--cluster-state", _write(tmp_path / "a.yaml", STATE))
+    backward = run_cli("render", "-p", policies, "--cluster-state", _write(tmp_path / "b.yaml", STATE[::-1]))
+    assert forward.code == backward.code == 0
+    assert forward.out == backward.out and forward.err == backward.err
+
+
+def test_a_stricter_pod_security_level_already_set_is_kept() -> None:
+    tenant = _tenant("t", {"namespaces": ["t-*"], "rules": {"podSecurity": "baseline"}})
+    existing = {"pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "v1.35",
+                "pod-security.kubernetes.io/warn": "privileged"}
+    rendered = render(_policies(tenant), namespaces={"t-1": existing})
+    labels = _by(rendered.objects, "Namespace", "t-1")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.35"
+    assert labels["pod-security.kubernetes.io/warn"] == "baseline"  # looser: raised to the policies' level
+    assert any("keeps its stricter pod-security.kubernetes.io/enforce=restricted" in n for n in rendered.notes)
+
+
+# --- --only ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("only", "kinds"), [
+    ("labels", {"Namespace"}),
+    ("quota", {"ResourceQuota"}),
+    ("limits", {"LimitRange"}),
+    ("network", {"NetworkPolicy"}),
+    ("quota,limits", {"ResourceQuota", "LimitRange"}),
+    ("network, labels", {"NetworkPolicy", "Namespace"}),
+])
+def test_only_renders_the_parts_asked_for(tmp_path: Path, only: str, kinds: set[str]) -> None:
+    policies = _write(tmp_path / "p.yaml", [BASE, SHOP])
+    result = run_cli("render", "--policies", policies, "--only", only, "--output", "json")
+    assert result.code == 0, result.err
+    items = result.json()["items"]
+    assert {o["kind"] for o in items} == kinds
+    full = render(_policies(BASE, SHOP)).objects
+    assert items == [o for o in full if o["kind"] in kinds]  # same objects, same order
+
+
+def test_only_is_repeatable_and_skips_what_it_leaves_out(tmp_path: Path) -> None:
+    # the LimitRange cannot be rendered, but only quota is asked for
+    tenant = _tenant("t", {"namespaces": ["t"], "defaults": {"resources": {"limits": {"cpu": "4"}}},
+                           "rules": {"maxResources": {"perContainer": {"cpu": "2"}}},
+                           "quota": {"hard": {"pods": "5"}}})
+    policies = _write(tmp_path / "p.yaml", [tenant])
+    result = run_cli("render", "--policies", policies, "--only", "quota", "--only", "labels")
+    assert result.code == 0, result.err
+    assert [o["kind"] for o in load_documents(result.out, "render")] == ["Namespace", "ResourceQuota"]
+
+
+@pytest.mark.parametrize("only", ["quotas", "quota,bogus", ""])
+def test_only_with_a_bad_part_exits_2(only: str) -> None:
+    result = run_cli("render", "--policies", str(POLICIES), "--only", only)
+    assert result.code == 2
+    assert "--only" in result.err and "labels, quota, limits, network" in result.err
+    assert result.out == ""
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+def test_unreadable_or_invalid_cluster_state_exits_2_naming_file_and_document(tmp_path: Path) -> None:
+    missing = run_cli("render", "--policies", str(POLICIES), "--cluster-state", str(tmp_path / "nope.yaml"))
+    assert missing.code == 2 and "--cluster-state" in missing.err and "nope.yaml" in missing.err
+    invalid = tmp_path / "state.yaml"
+    invalid.write_text(dump_all([_namespace("a"), {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": "b", "labels": ["x"]}}]))
+    bad = run_cli("render", "--policies", str(POLICIES), "--cluster-state", str(invalid))
+    assert bad.code == 2 and bad.out == ""
+    assert f"{invalid}: document 2: metadata.labels: must be a mapping" in bad.err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: Namespace\nmetadata: {name: [\n")
+    result = run_cli("render", "--policies", str(POLICIES), "--cluster-state", str(broken))
+    assert result.code == 2 and str(broken) in result.err and "line" in result.err
+
+
+@pytest.mark.parametrize("live", [["--kubeconfig", "kc"], ["--in-cluster"], ["--context", "prod"]])
+def test_cluster_state_and_a_live_cluster_exclude_each_other(tmp_path: Path, live: list[str]) -> None:
+    state = _write(tmp_path / "state.yaml", STATE)
+    result = run_cli("render", "--policies", str(POLICIES), "--cluster-state", state, *live)
+    assert result.code == 2 and result.out == ""
+    assert "exclude each other" in result.err
+
+
+def test_in_cluster_takes_no_kubeconfig() -> None:
+    result = run_cli("render", "--policies", str(POLICIES), "--in-cluster", "--kubeconfig", "kc")
+    assert result.code == 2 and "--in-cluster" in result.err
+
+
+def test_cluster_state_may_be_a_namespace_list_as_kubectl_prints_it(tmp_path: Path) -> None:
+    policies = _write(tmp_path / "p.yaml", [GLOBS, SELECTED])
+    listed = _write(tmp_path / "list.yaml", [{"apiVersion": "v1", "kind": "List", "items": STATE}])
+    streamed = _write(tmp_path / "stream.yaml", STATE)
+    from_list = run_cli("render", "-p", policies, "--cluster-state", listed)
+    assert from_list.code == 0, from_list.err
+    assert from_list.out == run_cli("render", "-p", policies, "--cluster-state", streamed).out
+
+
+def test_no_network_notes_for_a_tenant_without_isolation() -> None:
+    tenant = _tenant("t", {"namespaces": ["t"], "rules": {"sharedNamespaces": ["ingress-*"]}})
+    rendered = render(_policies(tenant))
+    assert not any("ingress-*" in n for n in rendered.notes)
+    isolated = _tenant("t", {"namespaces": ["t"], "rules": {"sharedNamespaces": ["ingress-*"],
+                                                             "networkIsolation": True}})
+    assert any("ingress-*" in n for n in render(_policies(isolated)).notes)

@@ -1,8 +1,10 @@
-"""The webhook's HTTP contract (DESIGN §4, issue 5 §2-§4), in-process with pytest-aiohttp.
+"""The webhook's HTTP contract, in-process with pytest-aiohttp.
 
 - every golden case (tests/golden/**.yaml) through HTTP as the API server chains the
   webhooks: POST /mutate, apply its patch, POST /validate with the patched object; the
-  answers must add up to the core's decision (run_suite) and meet the case's expectations;
+  answers must add up to the core's decision (run_suite: the dry-run's verdict) and meet
+  the case's expectations; the raw object sent straight to /validate gets the raw
+  object's verdict (judged as received, without our defaults);
 - AdmissionReview fidelity: uid and apiVersion echoed, DELETE/CONNECT untouched, empty keys
   absent, 403 denials listing every violation, enforcement modes, dryRun without side effects;
 - malformed input: 4xx with a reason, never a 500, and the server keeps answering;
@@ -109,15 +111,18 @@ def decode_patch(response: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class RecordingView(StaticClusterView):
-    """A static view that records how the server asked it to judge (uid, mutate, validate, dryRun)."""
+    """A static view that records when the server locked it and what it recorded as admitted."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[tuple[str, bool, bool, bool]] = []
+        self.calls: list[Any] = []
 
-    def judge(self, request, policies, *, mutate=True, validate=True):
-        self.calls.append((request.uid, mutate, validate, request.dry_run))
-        return super().judge(request, policies, mutate=mutate, validate=validate)
+    def locked(self):
+        self.calls.append("locked")
+        return super().locked()
+
+    def record_admitted(self, request, decision):
+        self.calls.append(("recorded", request.uid, decision.allowed))
 
 
 # --- golden cases through HTTP -------------------------------------------------------------------
@@ -178,11 +183,13 @@ async def test_golden_case_through_http(aiohttp_client, suites, path: Path, inde
                 if key in expected:
                     assert expected[key] in status["message"]
 
-    # the raw review sent straight to /validate gets the same verdict (it runs the dry-run's pipeline)
+    # the raw review sent straight to /validate is judged as received: the raw object's verdict
+    as_received = evaluate(case.request, suite.policies, copy.deepcopy(captured["state"]), mutate=False)
     resp = await post(client, "/validate", review_for(case.request, obj, uid=f"golden-raw-{index}"))
     raw = (await resp.json())["response"]
-    assert raw["allowed"] == core.allowed
-    assert raw.get("status", {}).get("message", "") == core.message()
+    assert raw["allowed"] == as_received.allowed
+    assert raw.get("status", {}).get("message", "") == as_received.message()
+    assert raw.get("warnings", []) == _truncated(as_received.warnings)
 
 
 # --- AdmissionReview fidelity --------------------------------------------------------------------
@@ -223,15 +230,24 @@ async def test_denial_is_403_listing_every_violation(restricted_client) -> None:
     assert "patch" not in r and "patchType" not in r and "warnings" not in r and "auditAnnotations" not in r
 
 
-async def test_validate_gives_the_dry_run_verdict_on_a_raw_object(restricted_client) -> None:
-    """/validate runs the dry-run's pipeline: defaults first, then the rules on the result."""
-    fixable = pod()  # lacks limits, which the defaults fill
+async def test_validate_judges_the_object_as_received_never_assuming_the_defaults(restricted_client) -> None:
+    """/mutate fails open: a pod that reaches /validate without our defaults is judged without them."""
+    fixable = pod()  # lacks limits, which the defaults would fill
     r = (await (await post(restricted_client, "/validate", review(fixable))).json())["response"]
+    assert r["allowed"] is False
+    lines = r["status"]["message"].splitlines()
+    assert any("requireLimits" in line for line in lines) and any("podSecurity" in line for line in lines)
+    raw = evaluate(AdmissionRequest(obj=fixable, namespace="shop"), policy_set(RESTRICTED), InMemoryClusterState(),
+                   mutate=False)
+    assert r["status"]["message"] == raw.message()
+    # the API server's sequence: /mutate, apply its patch, /validate: the limits are there now
+    m = (await (await post(restricted_client, "/mutate", review(fixable))).json())["response"]
+    patched = jsonpatch.apply_patch(copy.deepcopy(fixable), decode_patch(m))
+    r = (await (await post(restricted_client, "/validate", review(patched))).json())["response"]
     lines = r["status"]["message"].splitlines()
     assert not any("requireLimits" in line for line in lines) and any("podSecurity" in line for line in lines)
-    decision = evaluate(AdmissionRequest(obj=fixable, namespace="shop"), policy_set(RESTRICTED),
-                        InMemoryClusterState())
-    assert r["status"]["message"] == decision.message()
+    full = evaluate(AdmissionRequest(obj=fixable, namespace="shop"), policy_set(RESTRICTED), InMemoryClusterState())
+    assert r["status"]["message"] == full.message()
 
 
 async def test_mutate_returns_the_patch_and_never_judges(restricted_client) -> None:
@@ -300,11 +316,29 @@ async def test_user_info_feeds_exemptions(aiohttp_client) -> None:
     assert r["allowed"] is False
 
 
-async def test_each_endpoint_asks_the_view_for_its_phase_only(restricted_client) -> None:
-    await post(restricted_client, "/mutate", review(pod(), uid="m"))
-    await post(restricted_client, "/validate", review(pod(), uid="v", dry_run=True))
-    # both run the defaults; only /validate runs the rules (and only /mutate answers with the patch)
-    assert restricted_client.view.calls == [("m", True, False, False), ("v", True, True, True)]
+async def test_only_a_real_creation_on_validate_locks_the_view_and_records_it(aiohttp_client) -> None:
+    view = RecordingView()
+    client = await aiohttp_client(create_app(make_context(policy_set(RESTRICTED), view)))
+    compliant = restricted_pod()
+    await post(client, "/mutate", review(compliant, uid="m"))
+    await post(client, "/validate", review(compliant, uid="d", dry_run=True))
+    old = restricted_pod()
+    await post(client, "/validate", review(compliant, uid="u", operation="UPDATE", old=old))
+    assert view.calls == []  # the mutation phase, a dry run and an update change no usage
+    r = (await (await post(client, "/validate", review(compliant, uid="c"))).json())["response"]
+    assert r["allowed"] is True
+    assert view.calls == ["locked", ("recorded", "c", True)]
+    await post(client, "/validate", review(pod(), uid="x"))  # denied: judged under the lock, not recorded
+    assert view.calls == ["locked", ("recorded", "c", True), "locked"]
+
+
+def restricted_pod() -> dict[str, Any]:
+    """A pod that passes RESTRICTED as written (no default needed)."""
+    good = pod(securityContext={"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}})
+    good["spec"]["containers"][0]["securityContext"] = {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    good["spec"]["containers"][0]["resources"]["limits"] = {"cpu": "500m", "memory": "256Mi"}
+    return good
 
 
 async def test_enforcement_modes(aiohttp_client) -> None:

@@ -442,3 +442,21 @@ async def test_broken_policy_under_load_costs_no_request(served, tmp_path: Path)
     assert load.failed == 0 and all(load.verdicts)  # the last good set kept answering
     assert s.request("GET", "/readyz")[0] == 200
     assert s.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_throwaway_tls_directory_is_removed_at_exit(served, tmp_path: Path, workers: str) -> None:
+    s = served("--policies", str(_policies(tmp_path)), "--port", str(_free_port()), "--host", "127.0.0.1",
+               "--workers", workers)
+    directory = s.ca.parent
+    assert directory.name.startswith("tenantguard-tls-") and (directory / "tls.key").exists()
+    status, _, _ = s.request("GET", "/readyz")
+    assert status == 200
+    assert s.stop() == 0
+    assert not directory.exists()  # the next trial's `--cacert /tmp/tenantguard-tls-*/ca.crt` finds one CA
+
+
+def test_a_given_tls_directory_is_kept(served, tmp_path: Path) -> None:
+    s = served("--policies", str(_policies(tmp_path)), "--port", "0", "--tls-dir", str(tmp_path / "tls"))
+    assert s.stop() == 0
+    assert (tmp_path / "tls" / "ca.crt").exists()

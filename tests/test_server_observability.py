@@ -73,8 +73,8 @@ async def test_metrics_page_after_a_few_requests(client) -> None:
     assert counts == {(("endpoint", "mutate"),): 1.0, (("endpoint", "validate"),): 3.0}
 
     violations = values(page["tenantguard_policy_violations"], "_total")
-    # one per denied pod: the cpu limit the default cannot fill (memory's was filled before the rules ran)
-    assert violations[(("enforcement", "Enforce"), ("policy", "restricted"), ("rule", "requireLimits"))] == 2.0
+    # /validate judges each pod as received: both limits missing, on both denied pods
+    assert violations[(("enforcement", "Enforce"), ("policy", "restricted"), ("rule", "requireLimits"))] == 4.0
     assert violations[(("enforcement", "Enforce"), ("policy", "restricted"), ("rule", "podSecurity"))] >= 2.0
     assert violations[(("enforcement", "Warn"), ("policy", "shop-team"), ("rule", "requireProbes"))] == 1.0
 

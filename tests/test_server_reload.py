@@ -103,24 +103,54 @@ async def test_a_new_file_is_picked_up(served) -> None:
     assert await allowed(served) is False
 
 
-async def test_a_broken_file_keeps_the_last_good_set(served) -> None:
+async def test_a_broken_file_keeps_the_last_good_set(served, caplog) -> None:
     store, good = served.store, served.store.generation
     (served.folder / "limits.yaml").write_text(BROKEN)
-    result = await store.reload_if_changed()
+    with caplog.at_level("ERROR", logger="tenantguard.policies"):
+        result = await store.reload_if_changed()
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "policy_reload"]
+    assert record.files == [str(served.folder / "limits.yaml")] and "limits.yaml" in record.getMessage()
     assert not result.ok and not result.changed and result.generation == good
     assert any("requireLimitz: unknown field" in e for e in result.errors)
     assert store.generation == good and await allowed(served) is True  # still the old rule
+    # ready (a replica going unready over a typo would be a lockout), and the body names the failure
     resp = await served.get("/readyz")
     assert resp.status == 200
+    body = await resp.text()
+    broken = str(served.folder / "limits.yaml")
+    assert body.startswith(f"ok (policies {good}; reload failed ")
+    assert "s ago: " + broken + ": document 1: spec.rules.requireLimitz: unknown field" in body
+    assert store.last_failure is not None and store.last_failure.files == (broken,)
     assert await store.reload_if_changed() is None  # the same broken content is not retried
     metrics = await (await served.get("/metrics")).text()
     assert samples(metrics, "tenantguard_policy_reloads_total") == {
         (("result", "success"),): 1.0, (("result", "failure"),): 1.0}
     assert samples(metrics, "tenantguard_policy_generation_info") == {(("generation", good),): 1.0}
-    # fixed: served again
+    assert samples(metrics, "tenantguard_policy_last_reload_success") == {(): 0.0}
+    failed_at = samples(metrics, "tenantguard_policy_last_reload_timestamp_seconds")[()]
+    assert failed_at >= samples(metrics, "tenantguard_policy_last_success_timestamp_seconds")[()]
+    # fixed: served again, and the failure is gone from /readyz
     (served.folder / "limits.yaml").write_text(CPU_AND_MEMORY_LIMITS)
     result = await store.reload_if_changed()
     assert result.ok and result.changed and await allowed(served) is False
+    assert await (await served.get("/readyz")).text() == f"ok (policies {store.generation})\n"
+    metrics = await (await served.get("/metrics")).text()
+    assert samples(metrics, "tenantguard_policy_last_reload_success") == {(): 1.0}
+
+
+async def test_a_truncated_file_keeps_the_last_good_set_and_names_the_file(served) -> None:
+    """A non-atomic rewrite caught half-way: an empty policy file is an error, never an empty set."""
+    store, good = served.store, served.store.generation
+    (served.folder / "limits.yaml").write_text("")
+    result = await store.reload_if_changed()
+    assert not result.ok and store.generation == good
+    assert await allowed(served) is True and not await allowed_without_limits(served)  # the rule still holds
+    body = await (await served.get("/readyz")).text()
+    assert "reload failed" in body and str(served.folder / "limits.yaml") in body and "empty" in body
+
+
+async def allowed_without_limits(client) -> bool:
+    return (await (await post(client, "/validate", review(pod()))).json())["response"]["allowed"]
 
 
 async def test_unparseable_yaml_and_a_vanished_directory_keep_the_last_good_set(served) -> None:

@@ -1,9 +1,12 @@
 """Running the engine over manifests, as the API server would run the webhook.
 
 For each object: build the request (bare manifest -> CREATE; AdmissionReview
--> its own request), mutate, apply the patch, validate the result. Objects
-admitted earlier in the input join the cluster view, so they count toward
-quota for later ones (Namespaces in the input contribute their labels).
+-> its own request), then the whole sequence the API server runs: the mutating
+webhook (our defaults), the patch applied, the validating webhook on the
+result. Objects admitted earlier in the input join the cluster view, so they
+count toward quota for later ones (Namespaces in the input contribute their
+labels). With ``mutate=False`` only the validating webhook runs, on the object
+as written: what ``/validate`` answers when ``/mutate`` was down or skipped.
 Shared by ``tenantguard dry-run``, ``tenantguard test`` and the golden tests.
 """
 
@@ -15,7 +18,7 @@ from typing import Any
 
 from webhook.core.cluster_state import InMemoryClusterState, StateError
 from webhook.core.decision import Decision
-from webhook.core.engine import evaluate
+from webhook.core.pipeline import judge
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, ReviewError, from_manifest, from_review
 from webhook.manifests import InputObject
@@ -68,31 +71,29 @@ def to_request(item: InputObject | dict[str, Any], *, namespace: str, today: dat
     return from_manifest(obj, default_namespace=namespace, today=today, username=username, groups=groups)
 
 
-def admit(request: AdmissionRequest, policies: PolicySet, state: InMemoryClusterState) -> Decision:
-    """Evaluate one request and, when it creates something allowed, add it to the cluster view.
+PIPELINE = "mutate, apply the patch, validate the result (as the API server chains the webhooks)"
+VALIDATE_ONLY = "validate the object as written (as /validate judges it when /mutate was down or skipped)"
+
+
+def admit(request: AdmissionRequest, policies: PolicySet, state: InMemoryClusterState, *,
+          mutate: bool = True) -> Decision:
+    """Mutate, apply, validate, and add what was created to the in-memory view (the one pipeline).
 
     Raises StateError when the admitted object cannot join the view (malformed metadata, a quantity that
     does not parse: the API server would have refused it as invalid).
     """
-    decision = evaluate(request, policies, state)
-    obj = decision.mutated if decision.mutated is not None else request.obj
-    if decision.allowed and not request.dry_run and request.operation == "CREATE" and isinstance(obj, dict):
-        kind = obj.get("kind")
-        if kind == "Namespace":
-            state.add_object(obj)
-        elif kind in ("Pod", "NetworkPolicy", "ResourceQuota"):
-            state.add_object(obj, request.namespace)
-    return decision
+    return judge(request, policies, state, mutate=mutate)
 
 
 def run(items: list[InputObject], policies: PolicySet, state: InMemoryClusterState, *, namespace: str = "default",
-        today: date | None = None, username: str = "", groups: tuple[str, ...] = ()) -> list[Result]:
+        today: date | None = None, username: str = "", groups: tuple[str, ...] = (),
+        mutate: bool = True) -> list[Result]:
     """Judge ``items`` in order; raise InputError naming the file and document of a malformed one."""
     results: list[Result] = []
     for item in items:
         try:
             request = to_request(item, namespace=namespace, today=today, username=username, groups=groups)
-            decision = admit(request, policies, state)
+            decision = admit(request, policies, state, mutate=mutate)
         except ReviewError as exc:
             raise InputError(f"{item.source}: document {item.document}: invalid AdmissionReview: {exc}") from None
         except StateError as exc:

@@ -1,51 +1,71 @@
 """Native Kubernetes objects from the policies: the API server's own admission as the atomic backstop.
 
 The webhook rejects early and precisely from its usage view, but it cannot be
-atomic across replicas (DESIGN section 5). ``tenantguard render`` therefore
-emits, for every tenant namespace a TenantPolicy names literally:
+atomic across replicas, and while it is down (or bypassed) nothing it decides
+holds. ``tenantguard render`` therefore emits objects the API server enforces
+by itself, for every tenant namespace it knows:
 
-- **Namespace** labelled ``tenantguard.io/tenant: <tenant>``, the tenant's
-  ``namespaceSelector.matchLabels`` (so selector tenants claim it too) and the
-  Pod Security admission labels of the strictest ``podSecurity`` level in
-  force (``enforce`` only when no exemption names users or groups, which
-  Pod Security admission could not honour; ``warn`` and ``audit`` always);
-- **ResourceQuota** ``tenantguard-quota``: per key the smallest of the
-  tenant's ``quota.perNamespace``, its ``quota.hard`` and the cluster policies'
-  ``quota.perNamespace``. A native quota is per namespace and cannot share one
-  budget across namespaces; putting the tenant-wide ``hard`` on each namespace
-  keeps it a backstop that never refuses what the webhook admits (a split of
-  ``hard`` / N would refuse legitimate uneven usage), while bounding what any
-  single namespace can take if the webhook is bypassed or two replicas race;
-- **LimitRange** ``tenantguard-limits`` (type Container): ``default`` from the
-  limit defaults and ``defaultRequest`` from the request defaults (the
-  tenant's, then the cluster's for resources the tenant leaves out, as the
-  mutators layer them), ``max`` from ``maxResources.perContainer`` (``cpu`` or
-  ``limits.cpu`` keys; the smallest of tenant and cluster); a type Pod item
-  from ``maxResources.perPod``. ``requests.<res>`` maxima cannot be expressed
-  (a LimitRange ``max`` bounds limits and requests together) and are noted;
-- **NetworkPolicies**: ``tenantguard-default-deny`` (every pod, the
-  ``networkIsolation.defaultDeny`` directions, Ingress when the tenant sets no
-  ``networkIsolation``), ``tenantguard-allow-tenant`` (from/to the tenant's
-  named namespaces by ``kubernetes.io/metadata.name``, its
-  ``namespaceSelector``, and its literally named ``sharedNamespaces``) and,
-  when Egress is denied and DNS allowed, ``tenantguard-allow-dns`` (kube-dns in
-  kube-system, port 53). The tenant's own ``networkPolicyPeers`` rule admits
-  all of them.
+- the namespaces a TenantPolicy names literally (whether or not they exist yet);
+- with the namespaces of a cluster (``namespaces``: a name -> labels mapping,
+  from ``--cluster-state`` files or read live), every namespace a tenant claims
+  there by literal name, by glob or by its ``namespaceSelector`` matching the
+  namespace's labels, resolved with :meth:`PolicySet.tenant_for` exactly as the
+  webhook resolves it. A namespace claimed by several tenants is reported and
+  left out (the webhook denies every request in it); system namespaces are
+  never rendered.
 
-Namespaces claimed only by globs or by the selector cannot be rendered (their
-names are unknown); shared namespaces given as globs cannot be selected by
-name. Both are reported as notes, never silently dropped.
+Per namespace, each part selectable (:data:`PARTS`):
+
+- ``labels``: **Namespace** labelled ``tenantguard.io/tenant: <tenant>``, the
+  tenant's ``namespaceSelector.matchLabels`` (so selector tenants claim it too)
+  and the Pod Security admission labels of the strictest ``podSecurity`` level
+  in force (``enforce`` only when no exemption names users or groups, which
+  Pod Security admission could not honour; ``warn`` and ``audit`` always). A
+  namespace that exists keeps its labels: ours are merged over them (so
+  ``kubectl apply`` drops neither ``kubernetes.io/metadata.name`` nor a label a
+  selector tenant matches by), except that a stricter Pod Security level
+  already set is kept;
+- ``quota``: **ResourceQuota** ``tenantguard-quota``: per key the smallest of
+  the tenant's ``quota.perNamespace``, its ``quota.hard`` and the cluster
+  policies' ``quota.perNamespace``. A native quota is per namespace and cannot
+  share one budget across namespaces; putting the tenant-wide ``hard`` on each
+  namespace keeps it a backstop that never refuses what the webhook admits (a
+  split of ``hard`` / N would refuse legitimate uneven usage), while bounding
+  what any single namespace can take if the webhook is bypassed or two
+  replicas race;
+- ``limits``: **LimitRange** ``tenantguard-limits`` (type Container):
+  ``default`` from the limit defaults and ``defaultRequest`` from the request
+  defaults (the tenant's, then the cluster's for resources the tenant leaves
+  out, as the mutators layer them), ``max`` from ``maxResources.perContainer``
+  (``cpu`` or ``limits.cpu`` keys; the smallest of tenant and cluster); a type
+  Pod item from ``maxResources.perPod``. ``requests.<res>`` maxima cannot be
+  expressed (a LimitRange ``max`` bounds limits and requests together) and are
+  noted;
+- ``network``: only where a policy in force sets ``rules.networkIsolation``
+  (the tenant's, or a ClusterPolicy's that applies to the namespace), for the
+  ``defaultDeny`` directions of all of them: **NetworkPolicies**
+  ``tenantguard-default-deny`` (every pod), ``tenantguard-allow-tenant``
+  (from/to the tenant's rendered namespaces by ``kubernetes.io/metadata.name``,
+  every namespace carrying its ``tenantguard.io/tenant`` label when it claims
+  namespaces by glob, its ``namespaceSelector``, and its literally named
+  ``sharedNamespaces``) and, when Egress is denied and DNS allowed,
+  ``tenantguard-allow-dns`` (kube-dns in kube-system, port 53). The tenant's own
+  ``networkPolicyPeers`` rule admits all of them.
+
+Without cluster state, namespaces claimed only by globs or by the selector
+cannot be rendered (their names are unknown); shared namespaces given as globs
+cannot be selected by name. Both are reported as notes, never silently dropped.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from webhook.core.plan import CompiledPolicy, PolicySet
+from webhook.core.plan import SYSTEM_NAMESPACES, CompiledPolicy, PolicySet, TenantConflict
 from webhook.core.pod_security import LEVELS
 from webhook.core.quantity import canonical, parse_quantity
 from webhook.core.selectors import glob_match, is_glob
@@ -56,6 +76,11 @@ TENANT_LABEL = "tenantguard.io/tenant"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "tenantguard")
 PSA_PREFIX = "pod-security.kubernetes.io/"
 
+# What can be rendered: the Namespace objects (labels), ResourceQuota, LimitRange, NetworkPolicies.
+PARTS: tuple[str, ...] = ("labels", "quota", "limits", "network")
+
+HOW_TO_RENDER_UNKNOWN = "pass --cluster-state FILE or --kubeconfig FILE (or --in-cluster) to render them"
+
 
 class RenderError(Exception):
     """The policies cannot be rendered into valid objects (exit code 2)."""
@@ -65,6 +90,17 @@ class RenderError(Exception):
 class Rendered:
     objects: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def parse_parts(values: Iterable[str]) -> frozenset[str]:
+    """The parts named in comma-separated ``values``; ValueError naming what is unknown or missing."""
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    unknown = sorted({n for n in names if n not in PARTS})
+    if unknown:
+        raise ValueError(f"unknown part {', '.join(repr(u) for u in unknown)}; choose from {', '.join(PARTS)}")
+    if not names:
+        raise ValueError(f"name at least one part: {', '.join(PARTS)}")
+    return frozenset(names)
 
 
 def _meta(name: str, namespace: str | None, tenant: str) -> dict[str, Any]:
@@ -106,28 +142,40 @@ def _pod_security(policies: list[CompiledPolicy]) -> tuple[str, str] | None:
     return (best[1], best[2]) if best is not None else None
 
 
+def _rank(level: str | None) -> int:
+    return LEVELS.index(level) if level in LEVELS else -1
+
+
 def namespace_object(namespace: str, tenant: CompiledPolicy, cluster: list[CompiledPolicy],
-                     notes: list[str]) -> dict[str, Any]:
-    meta = _meta(namespace, None, tenant.name)
+                     notes: list[str], existing: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Namespace with the tenant's labels merged over ``existing`` (its labels in the cluster, if any)."""
+    where = f"tenant {tenant.name}: namespace {namespace}"
+    ours = _meta(namespace, None, tenant.name)["labels"]
     selector = tenant.match.selector if tenant.match is not None else None
     if selector is not None:
-        meta["labels"].update(dict(selector.match_labels))
-        if selector.match_expressions:
-            notes.append(f"tenant {tenant.name}: namespace {namespace}: namespaceSelector matchExpressions are not "
-                         "rendered as labels; the namespace is claimed by name")
+        ours.update(dict(selector.match_labels))
+    labels: dict[str, str] = {**(existing or {}), **ours}
+    if selector is not None and selector.match_expressions and not selector.matches(labels):
+        notes.append(f"{where}: namespaceSelector matchExpressions are not rendered as labels; the namespace "
+                     "is claimed by name")
     active = [tenant] + cluster
     ps = _pod_security(active)
     if ps is not None and ps[0] != "privileged":
         level, version = ps
         modes = ["warn", "audit"]
         if any(ex.users or ex.groups for p in active for ex in p.exemptions):
-            notes.append(f"tenant {tenant.name}: namespace {namespace}: Pod Security admission cannot exempt "
-                         f"users or groups, so {level} is set for warn/audit only, not enforce")
+            notes.append(f"{where}: Pod Security admission cannot exempt users or groups, so {level} is set for "
+                         "warn/audit only, not enforce")
         else:
             modes.insert(0, "enforce")
         for mode in modes:
-            meta["labels"][f"{PSA_PREFIX}{mode}"] = level
-            meta["labels"][f"{PSA_PREFIX}{mode}-version"] = version
+            key = f"{PSA_PREFIX}{mode}"
+            if _rank(labels.get(key)) > _rank(level):
+                notes.append(f"{where}: keeps its stricter {key}={labels[key]} (the policies ask for {level})")
+                continue
+            labels[key] = level
+            labels[f"{key}-version"] = version
+    meta = {"name": namespace, "labels": dict(sorted(labels.items()))}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
@@ -236,16 +284,19 @@ def limit_range(namespace: str, tenant: CompiledPolicy, cluster: list[CompiledPo
 
 # --- NetworkPolicies ----------------------------------------------------------------------------
 
-def _isolation(tenant: CompiledPolicy) -> Mapping[str, Any]:
-    iso = _rules(tenant).get("networkIsolation")
-    return iso if isinstance(iso, Mapping) else {}
+def isolations(tenant: CompiledPolicy, cluster: list[CompiledPolicy]) -> list[Mapping[str, Any]]:
+    """The ``rules.networkIsolation`` of every policy in force in a namespace of ``tenant`` (tenant first)."""
+    out = []
+    for policy in [tenant] + cluster:
+        iso = _rules(policy).get("networkIsolation")
+        if isinstance(iso, Mapping):
+            out.append(iso)
+    return out
 
 
-def _directions(tenant: CompiledPolicy) -> list[str]:
-    iso = _rules(tenant).get("networkIsolation")
-    if isinstance(iso, Mapping) and iso.get("defaultDeny"):
-        return [d for d in ("Ingress", "Egress") if d in iso["defaultDeny"]]
-    return ["Ingress"]
+def _directions(isolation: list[Mapping[str, Any]]) -> list[str]:
+    wanted = {d for iso in isolation for d in iso.get("defaultDeny", ["Ingress"]) or ()}
+    return [d for d in ("Ingress", "Egress") if d in wanted]
 
 
 def _names_peer(names: Iterable[str]) -> dict[str, Any]:
@@ -253,11 +304,15 @@ def _names_peer(names: Iterable[str]) -> dict[str, Any]:
         {"key": NAME_LABEL, "operator": "In", "values": sorted(set(names))}]}}
 
 
-def tenant_peers(tenant: CompiledPolicy, where: str, notes: list[str]) -> list[dict[str, Any]]:
+def tenant_peers(tenant: CompiledPolicy, names: Collection[str], where: str,
+                 notes: list[str]) -> list[dict[str, Any]]:
+    """The peers of the tenant's allow policy: its rendered ``names``, every namespace carrying its tenant label
+    (when it claims namespaces by glob), its namespaceSelector and its literally named shared namespaces."""
     peers: list[dict[str, Any]] = []
-    names = sorted(tenant.match.names) if tenant.match is not None else []
     if names:
         peers.append(_names_peer(names))
+    if tenant.match is not None and tenant.match.globs:
+        peers.append({"namespaceSelector": {"matchLabels": {TENANT_LABEL: tenant.name}}})
     selector = tenant.match.selector if tenant.match is not None else None
     if selector is not None and not selector.is_empty:
         peers.append({"namespaceSelector": selector.as_dict()})
@@ -268,16 +323,15 @@ def tenant_peers(tenant: CompiledPolicy, where: str, notes: list[str]) -> list[d
             notes.append(f"{where}: shared namespace pattern {pattern} cannot be selected by name; not rendered")
     if literal:
         peers.append(_names_peer(literal))
-    if tenant.match is not None and tenant.match.globs:
-        how = "only through its namespaceSelector" if selector is not None else "by no rendered peer"
-        notes.append(f"{where}: namespaces matched by {', '.join(tenant.match.globs)} are not rendered and are "
-                     f"reached {how}; name them in spec.namespaces to render them")
     return peers
 
 
-def network_policies(namespace: str, tenant: CompiledPolicy, notes: list[str],
+def network_policies(namespace: str, tenant: CompiledPolicy, isolation: list[Mapping[str, Any]],
                      peers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    directions = _directions(tenant)
+    """Default-deny, allow-tenant and (Egress denied, DNS allowed) allow-dns; nothing without isolation."""
+    directions = _directions(isolation)
+    if not directions:
+        return []
     out = [{
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -295,7 +349,7 @@ def network_policies(namespace: str, tenant: CompiledPolicy, notes: list[str],
         "metadata": _meta("tenantguard-allow-tenant", namespace, tenant.name),
         "spec": allow,
     })
-    if "Egress" in directions and _isolation(tenant).get("allowDNS", True):
+    if "Egress" in directions and all(iso.get("allowDNS", True) for iso in isolation):
         out.append({
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -317,31 +371,105 @@ def network_policies(namespace: str, tenant: CompiledPolicy, notes: list[str],
 
 # --- everything ---------------------------------------------------------------------------------
 
-def render(policies: PolicySet, tenants: Iterable[str] = ()) -> Rendered:
-    """Objects for every tenant namespace named literally (only the ``tenants`` named, when given)."""
+def _claimed_in_state(policies: PolicySet, namespaces: Mapping[str, Mapping[str, str]], wanted: set[str],
+                      notes: list[str]) -> tuple[dict[str, list[str]], set[str]]:
+    """Tenant name -> the namespaces of the state it claims (sorted), and the namespaces several tenants claim."""
+    found: dict[str, list[str]] = {}
+    conflicts: set[str] = set()
+    for namespace in sorted(namespaces):
+        if namespace in SYSTEM_NAMESPACES:
+            continue
+        try:
+            owner = policies.tenant_for(namespace, namespaces[namespace])
+        except TenantConflict as exc:
+            conflicts.add(namespace)
+            if not wanted or wanted & set(exc.tenants):
+                notes.append(f"{exc} (the webhook denies every request in it); nothing rendered for it")
+            continue
+        if owner is not None:
+            found.setdefault(owner.name, []).append(namespace)
+    return found, conflicts
+
+
+def _patterns(tenant: CompiledPolicy) -> str:
+    """How the tenant claims namespaces other than by name ("" when it does not)."""
+    if tenant.match is None:
+        return ""
+    ways = list(tenant.match.globs)
+    if tenant.match.selector is not None:
+        ways.append("its namespaceSelector")
+    return " or ".join(ways)
+
+
+def _check_claim(policies: PolicySet, tenant: CompiledPolicy, namespace: str, labels: Mapping[str, str],
+                 notes: list[str]) -> None:
+    """Note when the rendered labels would make another tenant claim the namespace too."""
+    try:
+        owner = policies.tenant_for(namespace, labels)
+    except TenantConflict as exc:
+        notes.append(f"tenant {tenant.name}: namespace {namespace}: with the rendered labels, {exc}")
+        return
+    if owner is None or owner.name != tenant.name:
+        other = owner.name if owner is not None else "no tenant"
+        notes.append(f"tenant {tenant.name}: namespace {namespace}: with the rendered labels it resolves to {other}")
+
+
+def render(policies: PolicySet, tenants: Iterable[str] = (), *,
+           namespaces: Mapping[str, Mapping[str, str]] | None = None,
+           parts: Iterable[str] = PARTS) -> Rendered:
+    """Objects for every tenant namespace: those named literally and, given the cluster's ``namespaces``
+    (name -> labels), every one a tenant claims there. Only the ``tenants`` named, when given; only ``parts``."""
     wanted = set(tenants)
     unknown = wanted - {t.name for t in policies.tenants}
     if unknown:
         raise RenderError(f"no TenantPolicy named {', '.join(sorted(unknown))}")
+    selected = frozenset(parts)
+    if not selected or not selected <= set(PARTS):
+        raise RenderError(f"parts must be a non-empty subset of {', '.join(PARTS)}")
     result = Rendered()
+    found, conflicts = ({}, set()) if namespaces is None else \
+        _claimed_in_state(policies, namespaces, wanted, result.notes)
     for tenant in policies.tenants:
         if wanted and tenant.name not in wanted:
             continue
-        names = sorted(tenant.match.names) if tenant.match is not None else []
+        literal = set(tenant.match.names) if tenant.match is not None else set()
+        names = sorted((literal - conflicts) | set(found.get(tenant.name, ())))
+        patterns = _patterns(tenant)
+        if namespaces is None and patterns:
+            if names:
+                result.notes.append(f"tenant {tenant.name}: namespaces matched by {patterns} are not rendered "
+                                    f"(their names are unknown without cluster state); {HOW_TO_RENDER_UNKNOWN}")
+            else:
+                result.notes.append(f"tenant {tenant.name}: claims namespaces only by {patterns}, whose names are "
+                                    f"unknown without cluster state, so nothing is rendered; {HOW_TO_RENDER_UNKNOWN}")
+        elif not names:
+            result.notes.append(f"tenant {tenant.name}: no namespace of the cluster state is claimed by "
+                                f"{patterns or 'it'}; nothing rendered")
         if not names:
-            result.notes.append(f"tenant {tenant.name}: claims no namespace by name (globs or selector only); "
-                                "nothing rendered")
             continue
-        peers = tenant_peers(tenant, f"tenant {tenant.name}", result.notes)
+        peers: list[dict[str, Any]] | None = None  # computed for the first namespace that is isolated
         for namespace in names:
             cluster = [p for p in policies.cluster if _applies(p, namespace)]
-            result.objects.append(namespace_object(namespace, tenant, cluster, result.notes))
-            quota = resource_quota(namespace, tenant, cluster)
-            if quota is not None:
-                result.objects.append(quota)
-            limits = limit_range(namespace, tenant, cluster, result.notes)
-            if limits is not None:
-                result.objects.append(limits)
-            result.objects.extend(network_policies(namespace, tenant, result.notes, peers))
+            existing = namespaces.get(namespace) if namespaces is not None else None
+            if "labels" in selected:
+                ns_object = namespace_object(namespace, tenant, cluster, result.notes, existing)
+                _check_claim(policies, tenant, namespace, ns_object["metadata"]["labels"], result.notes)
+                result.objects.append(ns_object)
+            if "quota" in selected:
+                quota = resource_quota(namespace, tenant, cluster)
+                if quota is not None:
+                    result.objects.append(quota)
+            if "limits" in selected:
+                limits = limit_range(namespace, tenant, cluster, result.notes)
+                if limits is not None:
+                    result.objects.append(limits)
+            if "network" in selected:
+                isolation = isolations(tenant, cluster)
+                if isolation and not _directions(isolation):
+                    result.notes.append(f"tenant {tenant.name}: namespace {namespace}: networkIsolation denies "
+                                        "no direction (defaultDeny is empty); no NetworkPolicy rendered")
+                if _directions(isolation) and peers is None:
+                    peers = tenant_peers(tenant, names, f"tenant {tenant.name}", result.notes)
+                result.objects.extend(network_policies(namespace, tenant, isolation, peers or []))
     result.notes = list(dict.fromkeys(result.notes))
     return result

@@ -1,5 +1,10 @@
 """`tenantguard dry-run`: the webhook's verdicts on manifest files, offline.
 
+Each object goes through what the API server runs: the mutating webhook (defaults), the
+patch applied, the validating webhook on the result; the output says so. With
+``--validate-only`` the defaults are skipped: the verdict ``/validate`` gives an object as
+written (what happens when ``/mutate``, which fails open, was down or timed out).
+
 Exit codes: 0 every object allowed; 1 at least one denied; 2 bad input or bad
 policy (the message on stderr names the file, document and field).
 """
@@ -33,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "per object)")
     parser.add_argument("--user", default="", help="requesting user name (for exemptions)")
     parser.add_argument("--group", action="append", default=[], help="requesting user's group (repeatable)")
+    parser.add_argument("--validate-only", action="store_true",
+                        help="skip the defaults: judge each object as written, as /validate does when /mutate "
+                             "was down or timed out")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
 
@@ -42,10 +50,11 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         items = read_objects(args.inputs)
         results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
-                             username=args.user, groups=tuple(args.group))
+                             username=args.user, groups=tuple(args.group), mutate=not args.validate_only)
     except InputError as exc:
         return fail(str(exc))
-    report.write(results, args.output, sys.stdout, args.color)
+    pipeline = dryrun.VALIDATE_ONLY if args.validate_only else dryrun.PIPELINE
+    report.write(results, args.output, sys.stdout, args.color, pipeline=pipeline)
     return 1 if any(not r.decision.allowed for r in results) else 0
 
 

@@ -47,7 +47,7 @@ def _label(r: Result) -> str:
     return f"{r.obj.get('kind', '')} {ns}{r.name or '<unnamed>'}"
 
 
-def write_table(results: list[Result], out: TextIO, colour: bool) -> None:
+def write_table(results: list[Result], out: TextIO, colour: bool, pipeline: str | None = None) -> None:
     paint = Paint(colour)
     for r in results:
         d = r.decision
@@ -74,6 +74,8 @@ def write_table(results: list[Result], out: TextIO, colour: bool) -> None:
     s = summary(results)
     line = f"{len(results)} object{'s' if len(results) != 1 else ''}: {s['allowed']} allowed, {s['denied']} denied"
     out.write(("\n" if results else "") + paint(line, "1") + "\n")
+    if pipeline:
+        out.write(paint(f"each object: {pipeline}", "2") + "\n")
 
 
 def write_diff(results: list[Result], out: TextIO, colour: bool) -> None:
@@ -92,12 +94,13 @@ def write_diff(results: list[Result], out: TextIO, colour: bool) -> None:
             out.write(paint(line.rstrip("\n"), code) + "\n" if code else line)
 
 
-def write(results: list[Result], fmt: str, out: TextIO | None = None, colour: str = "auto") -> None:
+def write(results: list[Result], fmt: str, out: TextIO | None = None, colour: str = "auto",
+          pipeline: str | None = None) -> None:
     stream = out or sys.stdout
     writers: dict[str, Callable[[], None]] = {
         "json": lambda: stream.write(json.dumps(document(results), indent=2, default=str) + "\n"),
         "yaml": lambda: stream.write(dump(json.loads(json.dumps(document(results), default=str)))),
-        "table": lambda: write_table(results, stream, use_colour(stream, colour)),
+        "table": lambda: write_table(results, stream, use_colour(stream, colour), pipeline),
         "diff": lambda: write_diff(results, stream, use_colour(stream, colour)),
         "patch": lambda: stream.write("".join(json.dumps(r.decision.patch_json(), default=str) + "\n"
                                               for r in results)),

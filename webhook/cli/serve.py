@@ -4,8 +4,8 @@
                       [--client-ca FILE] [--host 0.0.0.0] [--cluster-state FILE | --kubeconfig FILE | --in-cluster]
 
 Without ``--cert/--key`` a throwaway self-signed pair is written (``--tls-dir`` or a new
-temporary directory) for a local trial, and the CA path is printed with ready-to-paste
-curl commands. Logs are JSON lines on stderr; the start banner goes to stdout.
+temporary directory, removed again when the server exits) for a local trial, and the CA
+path is printed with ready-to-paste curl commands. Logs are JSON lines on stderr; the start banner goes to stdout.
 
 Exit codes: 0 stopped by SIGTERM/SIGINT after draining; 2 bad policies or flags (every
 error on stderr, as `tenantguard lint` prints them); 1 could not serve (port in use,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -52,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--in-cluster", action="store_true", help="watch the cluster we run in (service account)")
     ops = parser.add_argument_group("operations")
     ops.add_argument("--tls-dir", type=Path, metavar="DIR",
-                     help="where the throwaway pair goes when --cert/--key are not given (default: a new temp dir)")
+                     help="where the throwaway pair goes when --cert/--key are not given (default: a new temp "
+                          "dir, removed at exit)")
     ops.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
                      help="how often policy and certificate files are checked for changes (default 1)")
     ops.add_argument("--grace-period", type=float, default=15.0, metavar="SECONDS",
@@ -84,10 +86,9 @@ def _local_host(host: str) -> str:
     return "localhost" if host in ("0.0.0.0", "::", "") else host
 
 
-def _throwaway(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
+def _throwaway(args: argparse.Namespace, out: Path) -> tuple[Path, Path, Path, Path]:
     from webhook.server.tls import throwaway_pair
 
-    out = args.tls_dir or Path(tempfile.mkdtemp(prefix="tenantguard-tls-"))
     hosts = ["localhost", "127.0.0.1", "::1"]
     if _local_host(args.host) not in hosts:
         hosts.append(_local_host(args.host))
@@ -129,13 +130,26 @@ def run(args: argparse.Namespace) -> int:
         for e in errors:
             print(f"tenantguard serve: {e}", file=sys.stderr)
         return 2
+    scratch: Path | None = None  # the throwaway pair's own directory, removed at exit
+    if not args.cert and args.tls_dir is None:
+        scratch = Path(tempfile.mkdtemp(prefix="tenantguard-tls-"))
+    try:
+        return _serve(args, scratch)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, scratch: Path | None) -> int:
     from webhook.server import logs, runner
 
     ca = sample = None
     cert, key = args.cert, args.key
     if not cert:
         try:
-            ca, cert_path, key_path, sample = _throwaway(args)
+            out = args.tls_dir or scratch
+            assert out is not None  # run() made the scratch directory when --tls-dir was not given
+            ca, cert_path, key_path, sample = _throwaway(args, out)
         except Exception as exc:  # noqa: BLE001 - CertError, OSError: say it, exit 1
             print(f"tenantguard serve: cannot write a throwaway certificate: {exc}", file=sys.stderr)
             return 1

@@ -4,8 +4,9 @@ The loop is client-go's Reflector, as the API concepts page describes it
 ("Efficient detection of changes"):
 
 1. **list** in pages (``limit`` / ``continue``) without ``resourceVersion``: a
-   consistent snapshot; every page is reduced to what the store keeps before
-   the next is read, then the snapshot replaces the kind's data in one step.
+   consistent snapshot; every page is reduced into new tables (what the store
+   keeps) before the next is read, then the tables replace the kind's data in
+   one step under the store's lock (admissions never wait for the build).
    A ``continue`` token that expired (410) restarts the list;
 2. **watch** from the list's ``resourceVersion`` with
    ``allowWatchBookmarks=true`` and a server-side ``timeoutSeconds`` (jittered,
@@ -19,7 +20,15 @@ The loop is client-go's Reflector, as the API concepts page describes it
 4. **410 Gone** (an ERROR event carrying a Status with code 410, or the watch
    request answered with HTTP 410) means the version left the server's
    history: relist (step 1) and watch again. The store keeps serving the old
-   data until the new list replaces it; the time this takes is reported.
+   data until the new list replaces it; the time this takes is reported;
+5. **silence**: the API server sends a BOOKMARK to every watch that asked for
+   them about once a minute, so a stream that delivers neither an event nor a
+   bookmark for ``silence_timeout`` seconds (90 by default) is broken even if
+   its connection stays open (a hung proxy, a stuck server). The read times
+   out, and the kind is relisted: a list is a consistent read, so the view is
+   current again once it completes. Meanwhile the view reports the kind as
+   stale (``/readyz``, metrics), and reservations of admitted pods are not
+   released (the store only expires them once the watch has been heard from).
 
 The client calls are the generated ``list_*`` methods with
 ``_preload_content=False`` (the raw urllib3 response; the JSON is decoded
@@ -41,6 +50,7 @@ from typing import Any
 import orjson
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+from urllib3.exceptions import ReadTimeoutError
 
 from webhook.cluster.store import ClusterStore
 
@@ -56,12 +66,17 @@ class WatchError(Exception):
     """The watch stream reported an error other than 410."""
 
 
+class Silent(Exception):
+    """The watch delivered neither an event nor a bookmark for ``silence_timeout`` seconds: relist."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReflectorSettings:
     page_size: int = 500
     watch_timeout: int = 300  # timeoutSeconds asked of the server; jittered up to twice that
     connect_timeout: float = 10.0
-    read_timeout: float = 60.0  # for list pages; a watch waits watch_timeout * 2 + this
+    read_timeout: float = 60.0  # for list pages
+    silence_timeout: float = 90.0  # a watch with no event and no bookmark this long is broken: relist
     backoff_initial: float = 0.2
     backoff_max: float = 30.0
 
@@ -73,7 +88,8 @@ class ReflectorStatus:
     connected: bool = False  # a watch stream is open
     resource_version: str | None = None
     lists: int = 0  # completed full lists
-    relists: int = 0  # lists forced by 410 Gone
+    relists: int = 0  # lists forced by 410 Gone or by a silent watch
+    silences: int = 0  # watches that went silent past silence_timeout
     list_restarts: int = 0  # lists restarted because a continue token expired
     watches: int = 0  # watch requests opened
     events: int = 0
@@ -161,6 +177,14 @@ class Reflector:
                     gone_at = self.clock()
                 self.notify()
                 continue
+            except Silent:
+                log.warning("%s: no event and no bookmark for %.0fs on an open watch; relisting",
+                            self.resource.kind, self.settings.silence_timeout)
+                self.status.resource_version = None
+                self.status.relists += 1
+                self.status.silences += 1
+                self.notify()
+                continue
             except Exception as exc:  # noqa: BLE001 - any failure: report, back off, resume
                 if self._stop.is_set():
                     break
@@ -179,7 +203,7 @@ class Reflector:
     def _list(self) -> None:
         kind = self.resource.kind
         settings = self.settings
-        items: list[Any] = []
+        tables = self.store.builder(kind)
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": settings.page_size}
@@ -191,7 +215,7 @@ class Reflector:
             except ApiException as exc:
                 if exc.status == GONE and token:  # the continue token expired: start the snapshot over
                     self.status.list_restarts += 1
-                    items, token = [], None
+                    tables, token = self.store.builder(kind), None
                     continue
                 raise
             self._resp = resp  # set before checking the flag; stop() sets the flag before reading this
@@ -204,9 +228,11 @@ class Reflector:
             finally:
                 self._resp = None
                 resp.release_conn()
-            compact = self.store.compact
-            items.extend(compact(kind, item) for item in body.get("items") or () if isinstance(item, dict))
+            for item in body.get("items") or ():
+                if isinstance(item, dict):
+                    tables.add(item)
             meta = body.get("metadata") or {}
+            del body
             token = meta.get("continue") or None
             if not token:
                 break
@@ -215,7 +241,7 @@ class Reflector:
         version = str(meta.get("resourceVersion") or "") or None
         if version is None:
             raise WatchError(f"the {self.resource.plural} list carried no resourceVersion")
-        self.store.replace(kind, items, notify=False)
+        self.store.install(tables, notify=False)
         self.status.resource_version = version
         self.status.synced = True
         self.status.lists += 1
@@ -225,10 +251,11 @@ class Reflector:
         settings = self.settings
         timeout = settings.watch_timeout + int(self._random.random() * settings.watch_timeout)
         try:
+            # the read timeout bounds the silence between two lines (events or bookmarks), not the stream
             resp = self.resource.call(
                 watch=True, resource_version=self.status.resource_version, allow_watch_bookmarks=True,
                 timeout_seconds=timeout, _preload_content=False,
-                _request_timeout=(settings.connect_timeout, timeout * 2 + settings.read_timeout),
+                _request_timeout=(settings.connect_timeout, settings.silence_timeout),
             )
         except ApiException as exc:
             if exc.status == GONE:
@@ -253,6 +280,10 @@ class Reflector:
                     continue
                 self._event(orjson.loads(line))
                 delivered = True
+        except ReadTimeoutError:
+            if self._stop.is_set():
+                return True
+            raise Silent() from None
         finally:
             self._resp = None
             self.status.connected = False
@@ -276,6 +307,7 @@ class Reflector:
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if kind == "BOOKMARK":
             self.status.bookmarks += 1
+            self.store.note_heard(self.resource.kind)
         elif kind in ("ADDED", "MODIFIED", "DELETED"):
             self.store.apply(self.resource.kind, kind, obj, notify=False)
             self.status.events += 1

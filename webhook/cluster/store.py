@@ -14,10 +14,18 @@ event loop reads. Per kind:
 - NetworkPolicies and ResourceQuotas: per namespace, name -> ``metadata``
   (name, namespace) and ``spec`` (and a quota's ``status``).
 
-Reservations: a pod just admitted (a non-dry-run CREATE that was allowed)
-counts in its namespace's usage until the pod watch reports it (then the live
-pod counts instead) or until ``reservation_ttl`` seconds pass (the create
-failed further down the chain, e.g. another webhook denied it).
+Reservations (:class:`webhook.cluster.ledger.Reservation`): a pod just admitted (a
+non-dry-run CREATE that was allowed) counts in its namespace's usage until the pod watch
+reports it: by name, or, for a pod created with ``generateName`` only, as the next pod of
+that ``generateName`` the watch adds in that namespace. An admitted in-place resize counts
+its increase until the watch reports the pod with changed usage. A reservation the watch
+never confirms (the creation failed further down the chain, e.g. another webhook denied
+it) expires ``reservation_ttl`` seconds after the admission, but only once the pod watch
+has been heard from (an event, a bookmark or a list) after that moment: a watch that went
+silent cannot release reservations, so it cannot let a tenant's quota be spent twice.
+
+Writers build what they replace outside the lock and swap it in, so a relist of every pod
+never makes an admission wait for it.
 """
 
 from __future__ import annotations
@@ -25,14 +33,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from webhook.cluster.ledger import Reservation
 from webhook.core.cluster_state import NAME_LABEL, add_usage
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError
@@ -42,6 +49,7 @@ KINDS = ("Pod", "Namespace", "NetworkPolicy", "ResourceQuota")
 USAGE_CACHE = 1024  # distinct pod resource shapes remembered (cleared when full)
 VALUE_CACHE = 65536  # distinct quantities shared between usages (cleared when full)
 INTERNED_CACHE = 4096  # distinct usage mappings shared between pods (cleared when full; a relist prunes it)
+ARRIVALS_KEPT = 256  # unmatched arrivals remembered per (namespace, generateName)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -88,10 +96,48 @@ def _shape(usage: Usage) -> tuple[tuple[str, ...], tuple[Decimal, ...]]:
     return keys, tuple(usage[k] for k in keys)
 
 
-@dataclass(slots=True)
-class _Reservation:
-    usage: Usage
-    expires: float
+class Tables:
+    """The tables of one kind being rebuilt from a fresh list (see :meth:`ClusterStore.builder`).
+
+    Filled item by item straight into plain dicts of strings and usages, which Python's cycle
+    collector does not track: a relist of every pod adds almost nothing for it to scan, so it
+    triggers no full collection that would stall the admissions being answered meanwhile.
+    """
+
+    def __init__(self, store: ClusterStore, kind: str):
+        self.store = store
+        self.kind = kind
+        self.pods: dict[str, dict[str, Usage]] = {}
+        self.totals: dict[str, dict[str, Decimal]] = {}
+        self.interned: dict[tuple[tuple[str, ...], tuple[Decimal, ...]], Usage] = {}
+        self.labels: dict[str, dict[str, str]] = {}
+        self.table: dict[str, dict[str, dict[str, Any]]] = {}
+        self.count = 0
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        self.add_compacted(self.store.compact(self.kind, obj))
+
+    def add_compacted(self, item: Any) -> None:
+        self.count += 1
+        if self.kind == "Pod":
+            (ns, name), usage = item
+            usage = self.interned.setdefault(_shape(usage), usage)
+            pods = self.pods.get(ns)
+            if pods is None:
+                pods = self.pods[ns] = {}
+                self.totals[ns] = {}
+            total = self.totals[ns]
+            previous = pods.get(name)
+            pods[name] = usage
+            if previous is not None:
+                add_usage(total, previous, -1)
+            add_usage(total, usage)
+        elif self.kind == "Namespace":
+            name, labels = item
+            self.labels[name] = labels
+        else:
+            (ns, name), kept = item
+            self.table.setdefault(ns, {})[name] = kept
 
 
 class ClusterStore:
@@ -108,7 +154,9 @@ class ClusterStore:
         self._usage: dict[str, dict[str, Decimal]] = {}
         self._netpols: dict[str, dict[str, dict[str, Any]]] = {}
         self._quotas: dict[str, dict[str, dict[str, Any]]] = {}
-        self._reserved: dict[tuple[str, str], _Reservation] = {}
+        self._reserved: dict[str, dict[str, Reservation]] = {}  # namespace -> id -> reservation
+        self._arrivals: dict[tuple[str, str], list[float]] = {}  # (ns, generateName) -> unmatched pod arrivals
+        self._heard: dict[str, float] = {}  # kind -> when its list or watch last told us something
         self._interned: dict[tuple[tuple[str, ...], tuple[Decimal, ...]], Usage] = {}
         self._by_key: dict[bytes, Usage] = {}  # usage_key -> usage, bounded by USAGE_CACHE
         self._values: dict[Decimal, Decimal] = {}  # one object per distinct quantity, bounded by VALUE_CACHE
@@ -127,10 +175,11 @@ class ClusterStore:
     def namespace_usage(self, namespace: str) -> Usage:
         with self.lock:
             usage = dict(self._usage.get(namespace, {}))
-            if self._reserved:
+            reserved = self._reserved.get(namespace)
+            if reserved:
                 now = self._clock()
-                for (ns, _), res in self._reserved.items():
-                    if ns == namespace and res.expires > now:
+                for res in reserved.values():
+                    if not self._expired(res, now):
                         add_usage(usage, res.usage)
             return usage
 
@@ -139,8 +188,16 @@ class ClusterStore:
             live = self._pods.get(namespace, {}).get(name)
             if live is not None:
                 return live
-            res = self._reserved.get((namespace, name))
-            return res.usage if res is not None and res.expires > self._clock() else None
+            now = self._clock()
+            for res in self._reserved.get(namespace, {}).values():
+                if res.name == name and not res.resize and not self._expired(res, now):
+                    return res.usage
+            return None
+
+    def live_pod_usage(self, namespace: str, name: str) -> Usage | None:
+        """What the watch reports for pod ``namespace/name`` (reservations aside); None when unknown."""
+        with self.lock:
+            return self._pods.get(namespace, {}).get(name)
 
     def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         with self.lock:
@@ -159,18 +216,27 @@ class ClusterStore:
             return sum(len(p) for p in self._pods.values())
 
     def reservations(self) -> dict[tuple[str, str], Usage]:
+        """The reservations still counted, by (namespace, name) (see :attr:`Reservation.key`)."""
         with self.lock:
             now = self._clock()
-            return {k: r.usage for k, r in self._reserved.items() if r.expires > now}
+            return {r.key: r.usage for by_id in self._reserved.values() for r in by_id.values()
+                    if not self._expired(r, now)}
+
+    def heard(self, kind: str) -> float | None:
+        """When the list or watch of ``kind`` last told us something (None: never)."""
+        return self._heard.get(kind)
+
+    def note_heard(self, kind: str) -> None:
+        """The watch of ``kind`` delivered a bookmark: it is alive and current up to now."""
+        with self.lock:
+            self._heard[kind] = self._clock()
 
     # --- writing (reflector threads) ---------------------------------------------------------------
     def compact(self, kind: str, obj: Mapping[str, Any]) -> Any:
         """The part of an object this store keeps (what ``replace`` takes for each item)."""
         meta = _mapping(obj.get("metadata"))
-        if kind == "Pod":
-            usage = self._usage_of(obj)
-            with self.lock:
-                return _key(obj), self._intern(usage)
+        if kind == "Pod":  # only the pod reflector's thread computes usages: no lock (replace shares them)
+            return _key(obj), self._usage_of(obj)
         if kind == "Namespace":
             name = str(meta.get("name") or "")
             labels = {str(k): str(v) for k, v in _mapping(meta.get("labels")).items()}
@@ -184,53 +250,64 @@ class ClusterStore:
             kept["status"] = dict(obj["status"])
         return _key(obj), kept
 
-    def replace(self, kind: str, compacted: Iterable[Any], *, notify: bool = True) -> None:
-        """A fresh full list of ``kind`` (items from :meth:`compact`) replaces what was known."""
+    def builder(self, kind: str) -> Tables:
+        """Empty tables for a fresh list of ``kind``: fill them (:meth:`Tables.add`) page by page, without
+        the lock (admissions keep reading the current tables meanwhile), then :meth:`install` them."""
+        return Tables(self, kind)
+
+    def install(self, tables: Tables, *, notify: bool = True) -> None:
+        """The complete list in ``tables`` replaces what was known of its kind, in one step under the lock."""
+        kind = tables.kind
         with self.lock:
             if kind == "Pod":
-                pods: dict[str, dict[str, Usage]] = {}
-                totals: dict[str, dict[str, Decimal]] = {}
-                interned: dict[tuple[tuple[str, ...], tuple[Decimal, ...]], Usage] = {}
-                for (ns, name), usage in compacted:
-                    usage = interned.setdefault(_shape(usage), usage)
-                    previous = pods.setdefault(ns, {}).get(name)
-                    pods[ns][name] = usage
-                    total = totals.setdefault(ns, {})
-                    if previous is not None:
-                        add_usage(total, previous, -1)
-                    add_usage(total, usage)
-                self._pods, self._usage = pods, totals
-                for res in self._reserved.values():
-                    interned.setdefault(_shape(res.usage), res.usage)
+                pods = tables.pods
+                self._pods, self._usage = pods, tables.totals
+                interned = tables.interned
+                for by_id in self._reserved.values():
+                    for res in by_id.values():
+                        interned.setdefault(_shape(res.usage), res.usage)
                 self._interned = interned  # only the mappings still in use
-                for key in [k for k in self._reserved if k[1] in pods.get(k[0], {})]:
-                    del self._reserved[key]
+                for ns, by_id in list(self._reserved.items()):
+                    for rid, res in list(by_id.items()):
+                        if res.name and not res.resize and res.name in pods.get(ns, {}):
+                            del by_id[rid]  # confirmed: the live pod counts instead
+                        elif res.resize and pods.get(ns, {}).get(res.name) != res.before:
+                            del by_id[rid]  # the resize (or the pod's end) is in the list
+                    if not by_id:
+                        del self._reserved[ns]
             elif kind == "Namespace":
-                self._labels = {name: labels for name, labels in compacted}
+                self._labels = tables.labels
+            elif kind == "NetworkPolicy":
+                self._netpols = tables.table
             else:
-                table: dict[str, dict[str, dict[str, Any]]] = {}
-                for (ns, name), kept in compacted:
-                    table.setdefault(ns, {})[name] = kept
-                if kind == "NetworkPolicy":
-                    self._netpols = table
-                else:
-                    self._quotas = table
+                self._quotas = tables.table
             self._listed.add(kind)
+            self._heard[kind] = self._clock()
         if notify:
             self._changed()
+
+    def replace(self, kind: str, compacted: Iterable[Any], *, notify: bool = True) -> None:
+        """A fresh full list of ``kind`` (items from :meth:`compact`) replaces what was known."""
+        tables = self.builder(kind)
+        for item in compacted:
+            tables.add_compacted(item)
+        self.install(tables, notify=notify)
 
     def apply(self, kind: str, event_type: str, obj: Mapping[str, Any], *, notify: bool = True) -> None:
         """One watch event (ADDED, MODIFIED or DELETED)."""
         deleted = event_type == "DELETED"
         with self.lock:
+            self._heard[kind] = self._clock()
             if kind == "Pod":
                 ns, name = _key(obj)
-                self._reserved.pop((ns, name), None)  # the watch confirms (or ends) it
+                known = name in self._pods.get(ns, {})
                 self._drop_pod(ns, name)
+                usage: Usage | None = None
                 if not deleted:
                     usage = self._intern(self._usage_of(obj))
                     self._pods.setdefault(ns, {})[name] = usage
                     add_usage(self._usage.setdefault(ns, {}), usage)
+                self._confirm(ns, name, usage, obj if event_type == "ADDED" and not known else None)
             elif kind == "Namespace":
                 name, labels = self.compact(kind, obj)
                 if deleted:
@@ -247,18 +324,88 @@ class ClusterStore:
         if notify:
             self._changed()
 
-    def reserve(self, namespace: str, name: str | None, usage: Usage) -> bool:
-        """Count ``usage`` in ``namespace`` until the pod is watched or the reservation expires."""
+    def reserve(self, reservation: Reservation) -> bool:
+        """Count ``reservation`` until the watch confirms it or it expires; False when there is nothing to
+        count (the watch was faster and reports the pod already, or a matching arrival was seen)."""
         with self.lock:
-            if name and name in self._pods.get(namespace, {}):
-                return False  # the watch was faster: the live pod counts already
+            counted = self._absorb(reservation, self._clock())
+        if counted:
+            self._changed()
+        return counted
+
+    def absorb(self, reservations: Iterable[Reservation]) -> None:
+        """Reservations other workers made (from the shared ledger), counted like this worker's own."""
+        with self.lock:
             now = self._clock()
-            for key in [k for k, r in self._reserved.items() if r.expires <= now]:
-                del self._reserved[key]
-            key = (namespace, name or f"~{uuid.uuid4()}")
-            self._reserved[key] = _Reservation(self._intern(dict(usage)), now + self._ttl)
-        self._changed()
+            for reservation in reservations:
+                self._absorb(reservation, now)
+
+    def _absorb(self, res: Reservation, now: float) -> bool:
+        ns = res.namespace
+        live = self._pods.get(ns, {})
+        if res.resize:
+            if live.get(res.name) != res.before:
+                return False  # the watch already reports the resized (or deleted) pod
+        elif res.name:
+            if res.name in live:
+                return False  # the watch was faster: the live pod counts already
+            by_id = self._reserved.get(ns, {})
+            for rid in [rid for rid, r in by_id.items() if r.name == res.name and not r.resize]:
+                del by_id[rid]  # the API server sent the same creation again: it replaces the first
+        else:
+            arrivals = self._arrivals.get((ns, res.generate_name))
+            if arrivals:
+                for index, seen in enumerate(arrivals):
+                    if seen >= res.at:  # a pod of this generateName arrived after the admission: this one
+                        del arrivals[index]
+                        return False
+        self._prune(now)
+        self._reserved.setdefault(ns, {})[res.id] = res
         return True
+
+    def _confirm(self, ns: str, name: str, usage: Usage | None, added: Mapping[str, Any] | None) -> None:
+        """The watch reported pod ``ns/name`` (``usage`` None: deleted): release what it confirms."""
+        by_id = self._reserved.get(ns)
+        if by_id:
+            for rid, res in list(by_id.items()):
+                if res.name == name and (not res.resize or usage != res.before):
+                    del by_id[rid]
+        if added is not None:  # a new pod: it may be the one a generateName reservation stands for
+            generate_name = _mapping(added.get("metadata")).get("generateName")
+            if isinstance(generate_name, str) and generate_name:
+                matched = self._oldest_nameless(ns, generate_name)
+                if matched is not None:
+                    del self._reserved[ns][matched.id]
+                else:
+                    arrivals = self._arrivals.setdefault((ns, generate_name), [])
+                    arrivals.append(self._clock())
+                    del arrivals[:-ARRIVALS_KEPT]
+        if by_id is not None and not by_id:
+            self._reserved.pop(ns, None)
+
+    def _oldest_nameless(self, ns: str, generate_name: str) -> Reservation | None:
+        now = self._clock()
+        candidates = [r for r in self._reserved.get(ns, {}).values()
+                      if not r.name and r.generate_name == generate_name and r.at <= now]
+        return min(candidates, key=lambda r: r.at) if candidates else None
+
+    def _expired(self, res: Reservation, now: float) -> bool:
+        """Past its TTL, and the pod watch was heard from after that: a silent watch keeps it counted."""
+        deadline = res.at + self._ttl
+        heard = self._heard.get("Pod")
+        return now >= deadline and heard is not None and heard >= deadline
+
+    def _prune(self, now: float) -> None:
+        for ns, by_id in list(self._reserved.items()):
+            for rid in [rid for rid, r in by_id.items() if self._expired(r, now)]:
+                del by_id[rid]
+            if not by_id:
+                del self._reserved[ns]
+        horizon = now - 2 * self._ttl
+        for key, arrivals in list(self._arrivals.items()):
+            arrivals[:] = [t for t in arrivals if t >= horizon]
+            if not arrivals:
+                del self._arrivals[key]
 
     # --- helpers -----------------------------------------------------------------------------------
     def _usage_of(self, pod: Mapping[str, Any]) -> Usage:

@@ -4,8 +4,8 @@ Usage from the aiohttp server (see docs/cluster-view.md)::
 
     view = await open_cluster_view(kubeconfig=None, in_cluster=True)   # starts watching
     ...
-    ready = view.ready                       # /readyz: every kind listed once, no watch down too long
-    decision = view.judge(request, policies) # evaluate + reserve an admitted pod, atomically
+    ready = view.ready                       # /readyz: every kind listed once, no watch down or silent
+    decision = judge(request, policies, view)  # webhook.core.pipeline: evaluate + reserve, atomically
     ...
     await view.stop()
 
@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Self
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from webhook.cluster.ledger import Ledger, LocalLedger, Reservation
 from webhook.cluster.reflector import Reflector, ReflectorSettings, Resource
 from webhook.cluster.store import ClusterStore, Usage
 from webhook.core.decision import Decision
-from webhook.core.engine import evaluate
-from webhook.core.plan import PolicySet
+from webhook.core.plan import RESIZE
 from webhook.core.pod_resources import quota_usage
+from webhook.core.quantity import QuantityError, exact_add
 from webhook.core.request import AdmissionRequest
 
 RESOURCES = ("pods", "namespaces", "resourcequotas", "networkpolicies")
@@ -72,10 +75,11 @@ class WatchedClusterState:
     """``ClusterState`` kept current by list+watch; plus readiness, reservations and waiting."""
 
     def __init__(self, api: k8s_client.ApiClient, settings: ViewSettings | None = None, *,
-                 owns_client: bool = False):
+                 owns_client: bool = False, ledger: Ledger | None = None):
         self.settings = settings or ViewSettings()
         self._api = api
         self._owns_client = owns_client
+        self.ledger: Ledger = ledger or LocalLedger()
         self.store = ClusterStore(clock=self.settings.clock, reservation_ttl=self.settings.reservation_ttl,
                                   on_change=self._changed)
         self.reflectors = [
@@ -125,6 +129,7 @@ class WatchedClusterState:
         await asyncio.to_thread(lambda: [r.join(timeout) for r in self.reflectors])
         if self._owns_client:
             await asyncio.to_thread(self._api.close)
+        self.ledger.close()
         self._started = False
 
     async def __aenter__(self) -> Self:
@@ -142,13 +147,23 @@ class WatchedClusterState:
 
     @property
     def stale(self) -> bool:
-        """Some kind has had no watch stream for longer than ``stale_after`` (its data may be old)."""
+        """Some kind's data may be old: its watch has been down longer than ``stale_after``, or has been
+        open but silent (no event, no bookmark, no list) longer than the reflector's ``silence_timeout``."""
+        return bool(self.stale_kinds())
+
+    def stale_kinds(self) -> list[str]:
         now = self.settings.clock()
+        silence = self.settings.reflector.silence_timeout
+        out = []
         for reflector in self.reflectors:
+            if not reflector.status.synced:
+                continue
             since = reflector.status.disconnected_since
-            if reflector.status.synced and since is not None and now - since > self.settings.stale_after:
-                return True
-        return False
+            heard = self.store.heard(reflector.resource.kind)
+            if (since is not None and now - since > self.settings.stale_after) or (
+                    heard is not None and now - heard > silence):
+                out.append(reflector.resource.plural)
+        return out
 
     @property
     def ready(self) -> bool:
@@ -164,31 +179,48 @@ class WatchedClusterState:
             "kinds": {r.resource.plural: r.status.as_json() for r in self.reflectors},
         }
 
-    # --- admission --------------------------------------------------------------------------------
-    def reserve(self, request: AdmissionRequest, decision: Decision) -> bool:
-        """Count a just-admitted pod until the watch reports it (non-dry-run allowed Pod CREATEs only)."""
-        if request.dry_run or request.operation != "CREATE" or request.subresource or not decision.allowed:
-            return False
+    # --- usage view (webhook.core.pipeline) --------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """No other admission (in this process, or in another worker sharing the ledger) judges or reserves
+        meanwhile; the reservations other workers made are counted first."""
+        with self.ledger.lock(), self.store.lock:
+            self.store.absorb(self.ledger.fetch())
+            yield
+
+    def record_admitted(self, request: AdmissionRequest, decision: Decision) -> None:
+        """Reserve an admitted pod's usage (a creation), or its increase (an in-place resize), until the watch
+        reports it; shared with the other workers through the ledger."""
+        reservation = self.reservation_for(request, decision)
+        if reservation is not None and self.store.reserve(reservation):
+            self.ledger.publish(reservation)
+
+    def reservation_for(self, request: AdmissionRequest, decision: Decision) -> Reservation | None:
         obj = decision.mutated if decision.mutated is not None else request.obj
         if not isinstance(obj, dict) or obj.get("kind") != "Pod":
-            return False
+            return None
         meta = obj.get("metadata")
-        name = meta.get("name") if isinstance(meta, dict) else None
-        return self.store.reserve(request.namespace, name if isinstance(name, str) and name else None,
-                                  quota_usage(obj))
-
-    def judge(self, request: AdmissionRequest, policies: PolicySet, *, mutate: bool = True,
-              validate: bool = True) -> Decision:
-        """Evaluate and, when validating, reserve what was admitted, with no other judgement in between.
-
-        Two concurrent over-quota creations thus see each other: the second
-        one is judged with the first one's reservation counted.
-        """
-        with self.store.lock:
-            decision = evaluate(request, policies, self, mutate=mutate, validate=validate)
-            if validate:
-                self.reserve(request, decision)
-            return decision
+        meta = meta if isinstance(meta, dict) else {}
+        raw_name, raw_generate = meta.get("name"), meta.get("generateName")
+        name = raw_name if isinstance(raw_name, str) else ""
+        generate_name = raw_generate if isinstance(raw_generate, str) else ""
+        now = self.settings.clock()
+        try:
+            usage = quota_usage(obj)
+            if request.subresource == RESIZE:
+                old = request.old_obj
+                if not name or not isinstance(old, dict):
+                    return None
+                increase = _increase(quota_usage(old), usage)
+                if not increase:
+                    return None
+                return Reservation(request.namespace, name, increase, now, resize=True,
+                                   before=self.store.live_pod_usage(request.namespace, name))
+        except QuantityError:
+            return None  # the rules refused what does not parse; nothing admitted can get here
+        if request.operation != "CREATE" or request.subresource:
+            return None
+        return Reservation(request.namespace, name, usage, now, generate_name=generate_name)
 
     # --- waiting ----------------------------------------------------------------------------------
     def _changed(self) -> None:
@@ -226,9 +258,19 @@ class WatchedClusterState:
         return await self.wait_until(lambda: self.synced, timeout)
 
 
+def _increase(before: Usage, after: Usage) -> dict[str, Decimal]:
+    """What ``after`` adds to ``before``, per key (decreases count nothing until the watch shows them)."""
+    out = {}
+    for key, value in after.items():
+        delta = exact_add(value, before.get(key, Decimal(0)).copy_negate())
+        if delta > 0:
+            out[key] = delta
+    return out
+
+
 async def open_cluster_view(kubeconfig: str | None = None, in_cluster: bool = False, *,
                             context: str | None = None, settings: ViewSettings | None = None,
-                            start: bool = True) -> WatchedClusterState:
+                            start: bool = True, ledger: Ledger | None = None) -> WatchedClusterState:
     """Build the view from a kubeconfig (``None``: $KUBECONFIG or ~/.kube/config) or the pod's service
     account (``in_cluster``), and start watching unless ``start=False``. Does not wait for the first
     sync: check ``view.ready`` or ``await view.wait_synced(timeout)``."""
@@ -246,7 +288,7 @@ async def open_cluster_view(kubeconfig: str | None = None, in_cluster: bool = Fa
     # one connection per watch plus room for lists and the audit command
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0,
                                                 len(settings.resources) + 4)
-    view = WatchedClusterState(k8s_client.ApiClient(configuration), settings, owns_client=True)
+    view = WatchedClusterState(k8s_client.ApiClient(configuration), settings, owns_client=True, ledger=ledger)
     if start:
         await view.start()
     return view

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError, exact_add
+
+if TYPE_CHECKING:
+    from webhook.core.decision import Decision
+    from webhook.core.request import AdmissionRequest
 
 Usage = Mapping[str, Decimal]
 # The label the API server sets on every namespace to its own name (nobody can change it).
@@ -108,7 +113,12 @@ def _pod_key(meta: Mapping[str, Any], namespace: str, fallback: int) -> tuple[st
 
 
 class InMemoryClusterState:
-    """A cluster view held in memory, for the dry-run CLI and tests."""
+    """A cluster view held in memory, for the dry-run CLI and tests.
+
+    As a usage view (``webhook.core.pipeline``) it records what is admitted: a created Pod,
+    Namespace, NetworkPolicy or ResourceQuota joins the view, so objects later in a dry-run's
+    input are judged with the earlier ones counted; a resized pod's usage is replaced.
+    """
 
     def __init__(self) -> None:
         self._namespaces: dict[str, dict[str, str]] = {}
@@ -141,6 +151,23 @@ class InMemoryClusterState:
 
     def resource_quotas(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         return self._quotas.get(namespace, [])
+
+    # --- UsageView --------------------------------------------------------------
+    def locked(self) -> AbstractContextManager[object]:
+        """One caller at a time uses an in-memory view: nothing to lock."""
+        return nullcontext()
+
+    def record_admitted(self, request: AdmissionRequest, decision: Decision) -> None:
+        """Add the admitted object (after the patch, when there was one); raises StateError when it cannot
+        join the view (malformed metadata, a quantity that does not parse: the API server would refuse it)."""
+        obj = decision.mutated if decision.mutated is not None else request.obj
+        if not isinstance(obj, dict):
+            return
+        kind = obj.get("kind")
+        if kind == "Namespace":
+            self.add_object(obj)
+        elif kind in ("Pod", "NetworkPolicy", "ResourceQuota"):
+            self.add_object(obj, request.namespace)
 
     # --- filling ------------------------------------------------------------
     def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:

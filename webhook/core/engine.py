@@ -3,12 +3,14 @@
 Fixed step order for every request (as Kyverno's engine fixes it for every rule):
 
 1. skip what is not ours: DELETE/CONNECT, the system namespaces, subresources
-   other than ``pods/ephemeralcontainers``;
+   other than ``pods/ephemeralcontainers`` and ``pods/resize`` (each rule lists
+   the subresources it judges: a resize can change only resources, so only the
+   resources rules and quota run on it, on the new values);
 2. resolve the tenant (namespace name, globs, namespace labels);
 3. drop the policies whose exemptions match (per policy);
 4. mutate a copy (tenant defaults first, so the most specific default wins,
    then the cluster baseline fills what remains); Audit-mode policies only
-   report what they would set;
+   report what they would set; a resize is never mutated;
 5. validate the mutated object (cluster policies first, then the tenant's);
    each finding is routed by its policy's enforcement: Enforce denies, Warn
    warns, Audit annotates. A tenant cannot loosen a cluster rule because the
@@ -29,9 +31,12 @@ from webhook.core.decision import Decision, Violation
 from webhook.core.mutation import MutationContext, working_copy
 from webhook.core.patch import PatchRecorder
 from webhook.core.plan import (
+    EPHEMERAL_CONTAINERS,
     MAIN_ONLY,
+    RESIZE,
     SYSTEM_NAMESPACES,
     WITH_EPHEMERAL,
+    WITH_RESIZE,
     CompiledPolicy,
     Enforcement,
     PolicySet,
@@ -42,7 +47,7 @@ from webhook.core.quantity import QuantityError
 from webhook.core.request import AdmissionRequest
 from webhook.core.workloads import PodTarget, locate_pod
 
-JUDGED_SUBRESOURCES = WITH_EPHEMERAL
+JUDGED_SUBRESOURCES = WITH_EPHEMERAL | WITH_RESIZE
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -79,11 +84,13 @@ class _TenantCache:
 
 def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: dict[str, Any],
             decision: Decision) -> None:
+    if request.subresource == RESIZE:
+        return  # a resize changes resources only: its new values are judged as sent, never filled in
     target = locate_pod(working)
     if target is None:
         return
     pod_update = target.kind == "Pod" and request.operation == "UPDATE"
-    if pod_update and request.subresource != "ephemeralcontainers":
+    if pod_update and request.subresource != EPHEMERAL_CONTAINERS:
         return  # a running pod's spec is immutable: defaults apply at creation
     recorder = PatchRecorder()
     ctx = MutationContext(request=request, target=target, recorder=recorder, warnings=decision.warnings)

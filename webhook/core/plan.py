@@ -35,8 +35,13 @@ class Enforcement(StrEnum):
 SYSTEM_NAMESPACES = frozenset({"kube-system"})
 
 # The subresources a mutator or validator acts on (its ``subresources``; the main resource when it has none).
+EPHEMERAL_CONTAINERS = "ephemeralcontainers"  # pods/ephemeralcontainers: `kubectl debug` adds a container
+# pods/resize: in-place resize of a running pod's container (and pod-level) resources; the UPDATE carries the
+# whole Pod (object: with the new resources, oldObject: as it was), and only resources may differ
+RESIZE = "resize"
 MAIN_ONLY = frozenset({""})
-WITH_EPHEMERAL = frozenset({"", "ephemeralcontainers"})
+WITH_EPHEMERAL = frozenset({"", EPHEMERAL_CONTAINERS})
+WITH_RESIZE = frozenset({"", RESIZE})  # the resources rules: what a resize changes is judged again
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,15 @@
 """Loading policy files: YAML -> validated documents -> one compiled PolicySet.
 
-Every error names the file, the document (1-based, in file order) and the field
-path, and all errors of a load are reported together::
+Every error line starts with the file it is about, then names the document
+(1-based, in file order) and the field path, and all errors of a load are
+reported together::
 
     policies/x.yaml: document 1: spec.defualts: unknown field
+
+A conflict between two files (a policy name defined twice, a namespace claimed
+by two tenants) is reported against the later file and names the earlier one.
+A file that holds no document (0 bytes, only whitespace or comments, e.g. one
+truncated by a non-atomic rewrite) is an error, never an empty set of rules.
 
 Directories are read recursively (``*.yaml``, ``*.yml``, ``*.json``), skipping
 hidden entries, so a mounted ConfigMap's ``..data`` indirection is read once.
@@ -76,8 +82,17 @@ def read_documents(paths: Iterable[str | Path]) -> tuple[list[SourceDoc], list[s
         except InputError as exc:
             errors.append(str(exc))
             continue
+        if not raw_docs:
+            errors.append(f"{path}: {_empty_file(text)} (a policy file must hold at least one policy document)")
+            continue
         docs.extend(SourceDoc(raw, str(path), i) for i, raw in enumerate(raw_docs, start=1))
     return docs, errors
+
+
+def _empty_file(text: str) -> str:
+    if not text.strip():
+        return "file is empty"
+    return "file holds no document, only comments, blank lines or empty documents"
 
 
 def format_loc(loc: Sequence[Any]) -> str:
@@ -180,7 +195,14 @@ def build_policy_set(docs: Sequence[SourceDoc]) -> PolicySet:
     errors.extend(_namespace_conflicts(tenants))
     if errors:
         raise PolicyError(errors)
-    compiled: list[CompiledPolicy] = [compile_policy(p, d.source) for p, d in valid]
+    compiled: list[CompiledPolicy] = []
+    for parsed, doc in valid:
+        try:
+            compiled.append(compile_policy(parsed, doc.source))
+        except Exception as exc:  # noqa: BLE001 - a document the schema let through: still name its file
+            errors.append(f"{doc.source}: document {doc.index}: cannot be compiled: {exc}")
+    if errors:
+        raise PolicyError(errors)
     digest = hashlib.sha256()
     for parsed, _ in valid:
         digest.update(json.dumps(parsed.model_dump(mode="json"), sort_keys=True).encode())

@@ -1,41 +1,38 @@
 """The one function the server wraps: an endpoint and a review dict in, a response dict out.
 
-No aiohttp, no I/O: the same core the CLI runs (``webhook.core.engine.evaluate``, through
-the cluster view's ``judge``), with the phase each endpoint owns, exactly as the API
-server chains the two webhooks:
+No aiohttp, no I/O: the core's one admission path (``webhook.core.pipeline.judge``) over
+the server's cluster view, with the phase each endpoint owns, exactly as the API server
+chains the two webhooks:
 
-- ``/mutate``   = ``evaluate(mutate=True, validate=False)``: the patch (defaults), plus the
-  warnings of the mutation phase (failed defaults, Audit-mode "would set ...");
-- ``/validate`` = ``evaluate(mutate=True, validate=True)``, answered without a patch: the
-  same pipeline as ``tenantguard dry-run`` (DESIGN §1: validate the MUTATED object), so a
-  review gives the dry-run's verdict whichever endpoint it is sent to. In a cluster the
-  object reaching /validate already carries our defaults (the API server calls validating
-  webhooks after the mutating ones), and a second mutation pass is a no-op, so it is judged
-  as received. Only its Warn-mode findings become warnings (the mutation phase's own
-  warnings were already given by /mutate; kubectl would print them twice).
-
-Should /mutate fail open (its failurePolicy is Ignore in the chart), /validate judges the
-object as it would be with the defaults; the native backstops of ``tenantguard render``
-(Pod Security labels, LimitRange, ResourceQuota) then hold what the missing defaults
-would have guaranteed.
+- ``/mutate``   = the mutation phase only: the patch (defaults), plus the warnings of the
+  mutation phase (failed defaults, Audit-mode "would set ...");
+- ``/validate`` = the validation phase only, on the object EXACTLY AS RECEIVED, answered
+  without a patch. In a cluster that is the object after every mutating webhook ran, ours
+  included; but ``/mutate`` fails open (its failurePolicy is Ignore in the chart), so the
+  object may lack our defaults, and it is judged without them: a pod that lacks what a
+  default would have filled is denied by the rule that default serves, never admitted on
+  the assumption that the defaults were applied. ``/mutate`` then ``/validate`` on the
+  patched object gives ``tenantguard dry-run``'s verdict; the raw object on ``/validate``
+  gets the raw object's verdict.
 
 Malformed reviews raise :class:`webhook.core.request.ReviewError` (HTTP 400, the caller's
 business). A review that is well formed but whose evaluation raises is answered in the
-endpoint's fail posture (DESIGN §6: mutation may fail open, security rules fail closed):
-``/mutate`` allows without a patch and says so in a warning; ``/validate`` denies with
-a message naming the error. ``Outcome.exception`` carries it for logs and metrics.
+endpoint's fail posture (mutation fails open, security rules fail closed): ``/mutate``
+allows without a patch and says so in a warning; ``/validate`` denies with a message
+naming the error. ``Outcome.exception`` carries it for logs and metrics.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import orjson
 
 from webhook.core.decision import Decision
+from webhook.core.pipeline import judge
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, from_review
 from webhook.core.response import admission_response, error_response
@@ -47,13 +44,17 @@ __all__ = ["MUTATE", "VALIDATE", "Endpoint", "Outcome", "admit", "rule_ids", "wa
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     name: str
-    validate: bool  # run the rules (both endpoints run the defaults first)
+    validate: bool  # the validation phase (the rules) when True, else the mutation phase (the defaults)
     fail_open: bool  # internal error: allow (no patch) when True, deny when False
+
+    @property
+    def mutate(self) -> bool:
+        return not self.validate
 
     @property
     def patches(self) -> bool:
         """Only the mutating endpoint answers with the patch."""
-        return not self.validate
+        return self.mutate
 
 
 MUTATE = Endpoint("mutate", validate=False, fail_open=True)
@@ -104,19 +105,15 @@ def admit(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView,
           today: date | None = None, dumps: Callable[[Any], bytes] = _dumps, consume: bool = False) -> Outcome:
     """Answer one AdmissionReview for ``endpoint``; raise ReviewError when ``body`` is not a valid one.
 
-    ``view.judge`` runs the core's ``evaluate`` (and, on /validate, reserves an admitted pod's
-    usage in a watch-backed view; dry-run requests reserve nothing). ``consume``: the caller
-    hands ``body`` over (it was just parsed for this call), so /mutate fills the object in place
-    instead of copying it first.
+    On /validate an admitted creation is recorded in the view (a watch-backed view reserves
+    the pod's usage until its watch reports the pod; dry-run requests record nothing).
+    ``consume``: the caller hands ``body`` over (it was just parsed for this call), so /mutate
+    fills the object in place instead of copying it first.
     """
     request = from_review(body, today=today, writable=consume)
     try:
-        decision = view.judge(request, policies, mutate=True, validate=endpoint.validate)
-        answer = decision
-        if endpoint.validate:
-            # the rules' own warnings only: /mutate already answered with the mutation phase's
-            answer = replace(decision, warnings=[v.summary() for v in decision.warned])
-        review = admission_response(request, answer, include_patch=endpoint.patches, dumps=dumps)
+        decision = judge(request, policies, view, mutate=endpoint.mutate, validate=endpoint.validate)
+        review = admission_response(request, decision, include_patch=endpoint.patches, dumps=dumps)
     except Exception as exc:  # noqa: BLE001 - the fail posture, not a 500
         return Outcome(_internal_error(endpoint, request, exc), request, None, exc)
     return Outcome(review, request, decision)

@@ -77,13 +77,23 @@ class WebhookContext:
             self._waiters.discard(changed)
 
     def readiness(self) -> tuple[bool, str]:
+        """(ready, the /readyz body). A failed policy reload is named but keeps readiness: the last good
+        set serves, and a replica taken out of the Service over a typo would be a lockout."""
         if self.draining:
             return False, "draining"
         if not self.policies.loaded:
             return False, "policies not loaded"
         if not self.view.ready:
-            return False, "cluster view not synced" if not self.view.synced else "cluster view stale"
-        return True, f"ok (policies {self.policies.generation})"
+            if not self.view.synced:
+                return False, "cluster view not synced"
+            stale = getattr(self.view, "stale_kinds", None)
+            kinds = ", ".join(stale()) if callable(stale) else ""
+            return False, f"cluster view stale ({kinds})" if kinds else "cluster view stale"
+        body = f"ok (policies {self.policies.generation}"
+        failure = self.policies.last_failure
+        if failure is not None:
+            body += "; " + failure.describe(time.time())
+        return True, body + ")"
 
 
 CONTEXT = web.AppKey("tenantguard", WebhookContext)
@@ -199,7 +209,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    ctx.metrics.set_synced(ctx.view.synced)
+    ctx.metrics.set_view(ctx.view.synced, ctx.view.synced and not ctx.view.ready)
     return web.Response(body=ctx.metrics.render(), headers={"Content-Type": ctx.metrics.content_type})
 
 

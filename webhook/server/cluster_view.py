@@ -6,17 +6,17 @@ what the server needs around it:
 - ``start()`` / ``stop()``;
 - ``synced`` (every kind listed once: the ``tenantguard_cluster_view_synced`` gauge) and
   ``ready`` (synced and no watch down for too long: ``/readyz``);
-- ``judge(request, policies, mutate=, validate=)``: evaluate with the core and, on the
-  validating call, reserve what was admitted (non-dry-run Pod CREATEs) so quota counts it
-  until the watch reports it. The watch-backed view does both under its store's lock, so
-  two concurrent creations see each other and reflector threads never change the data
-  mid-evaluation.
+- ``locked()`` and ``record_admitted()`` (``webhook.core.pipeline.UsageView``): the core's
+  one admission path evaluates under the lock and records what it admitted, so two
+  concurrent creations see each other (the watch-backed view reserves an admitted pod's
+  usage until its watch reports it; with several workers the reservations are shared
+  through a ledger) and reflector threads never change the data mid-evaluation.
 
 Two implementations:
 
 - no cluster configured: :class:`StaticClusterView`, an ``InMemoryClusterState`` filled
   from ``--cluster-state`` files (a snapshot for local trials: it never changes and
-  reserves nothing, so quota is judged against the snapshot alone);
+  records nothing, so quota is judged against the snapshot alone);
 - ``--kubeconfig FILE`` / ``--in-cluster``: ``webhook.cluster.WatchedClusterState``
   (list+watch with the kubernetes client), imported only then.
 """
@@ -26,10 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from webhook.core.cluster_state import ClusterState, InMemoryClusterState, StateError
+from webhook.core.cluster_state import InMemoryClusterState, StateError
 from webhook.core.decision import Decision
-from webhook.core.engine import evaluate
-from webhook.core.plan import PolicySet
+from webhook.core.pipeline import UsageView
 from webhook.core.request import AdmissionRequest
 from webhook.manifests import read_objects
 from webhook.server.settings import ServerSettings
@@ -40,7 +39,7 @@ class ClusterViewError(Exception):
     """The cluster view cannot be opened (bad --cluster-state file, no usable kubeconfig)."""
 
 
-class ClusterView(ClusterState, Protocol):
+class ClusterView(UsageView, Protocol):
     @property
     def synced(self) -> bool: ...
 
@@ -51,12 +50,9 @@ class ClusterView(ClusterState, Protocol):
 
     async def stop(self) -> None: ...
 
-    def judge(self, request: AdmissionRequest, policies: PolicySet, *, mutate: bool = True,
-              validate: bool = True) -> Decision: ...
-
 
 class StaticClusterView(InMemoryClusterState):
-    """An in-memory snapshot as a view: synced from the start, never changes, reserves nothing."""
+    """An in-memory snapshot as a view: synced from the start, never changes, records nothing."""
 
     synced = True
 
@@ -94,18 +90,22 @@ class StaticClusterView(InMemoryClusterState):
     async def stop(self) -> None:
         return None
 
-    def judge(self, request: AdmissionRequest, policies: PolicySet, *, mutate: bool = True,
-              validate: bool = True) -> Decision:
-        return evaluate(request, policies, self, mutate=mutate, validate=validate)
+    def record_admitted(self, request: AdmissionRequest, decision: Decision) -> None:
+        """A snapshot is what it was loaded with: admissions do not change it."""
+        return
 
 
 async def _watched(settings: ServerSettings) -> ClusterView:
     from webhook.cluster import open_cluster_view  # the kubernetes client, only when asked for
+    from webhook.cluster.ledger import FileLedger
 
+    ledger = FileLedger(settings.ledger_dir) if settings.ledger_dir else None
     try:
         return await open_cluster_view(kubeconfig=settings.kubeconfig, in_cluster=settings.in_cluster,
-                                       start=False)
+                                       start=False, ledger=ledger)
     except Exception as exc:  # ConfigException, OSError, ...: a startup refusal
+        if ledger is not None:
+            ledger.close()
         source = "--in-cluster" if settings.in_cluster else f"--kubeconfig {settings.kubeconfig or ''}".strip()
         raise ClusterViewError(f"{source}: cannot configure the Kubernetes client: {exc}") from exc
 

@@ -13,9 +13,14 @@
                                                                    one included): success | failure
 ``tenantguard_policy_generation_info{generation}``                 1 for the set being served
 ``tenantguard_policy_last_success_timestamp_seconds``              when the served set was loaded
+``tenantguard_policy_last_reload_success``                         1 when the last load attempt succeeded,
+                                                                   0 while a failed one is the latest
+``tenantguard_policy_last_reload_timestamp_seconds``               when the last load was attempted
 ``tenantguard_tls_cert_expiry_timestamp_seconds``                  notAfter of the serving certificate
 ``tenantguard_tls_cert_reloads_total{result}``                     certificate loads: success | failure
 ``tenantguard_cluster_view_synced``                                1 when the cluster view is synced
+``tenantguard_cluster_view_stale``                                 1 when a synced view's watch has been down
+                                                                   or silent too long (its data may be old)
 =============================================================  =========================================
 
 ``tenant`` is the TenantPolicy name ("" when no tenant claims the namespace): bounded by
@@ -76,17 +81,28 @@ class Metrics:
         self.policy_loaded_at = Gauge("tenantguard_policy_last_success_timestamp_seconds",
                                       "When the policy set being served was loaded.", registry=reg,
                                       multiprocess_mode="livemin")
+        self.reload_ok = Gauge("tenantguard_policy_last_reload_success",
+                               "1 when the last load of the policy files succeeded, 0 when it failed.",
+                               registry=reg, multiprocess_mode="livemin")
+        self.reload_at = Gauge("tenantguard_policy_last_reload_timestamp_seconds",
+                               "When the policy files were last loaded (successfully or not).", registry=reg,
+                               multiprocess_mode="livemax")
         self.cert_expiry = Gauge("tenantguard_tls_cert_expiry_timestamp_seconds",
                                  "notAfter of the serving certificate.", registry=reg, multiprocess_mode="livemin")
         self.cert_reloads = Counter("tenantguard_tls_cert_reloads", "Loads of the serving certificate.", ["result"],
                                     registry=reg)
         self.cluster_synced = Gauge("tenantguard_cluster_view_synced", "1 when the cluster view is synced.",
                                     registry=reg, multiprocess_mode="livemin")
+        self.cluster_stale = Gauge("tenantguard_cluster_view_stale",
+                                   "1 when a watch of the cluster view has been down or silent too long.",
+                                   registry=reg, multiprocess_mode="livemax")
         self._generation: str | None = None
 
     # --- listeners (PolicyStore, CertReloader, cluster view) -------------------------------------
     def policy_reloaded(self, ok: bool, policies: PolicySet | None) -> None:
         self.policy_reloads.labels("success" if ok else "failure").inc()
+        self.reload_ok.set(1 if ok else 0)
+        self.reload_at.set(time.time())
         if not ok or policies is None:
             return
         if self._generation is not None and self._generation != policies.generation:
@@ -101,8 +117,9 @@ class Metrics:
         if ok and not_after is not None:
             self.cert_expiry.set(not_after)
 
-    def set_synced(self, synced: bool) -> None:
+    def set_view(self, synced: bool, stale: bool) -> None:
         self.cluster_synced.set(1 if synced else 0)
+        self.cluster_stale.set(1 if stale else 0)
 
     # --- exposition -------------------------------------------------------------------------------
     def render(self) -> bytes:

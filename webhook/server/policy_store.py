@@ -12,7 +12,11 @@ volume type (inotify misses changes on some network file systems).
 A reload runs the loader in a thread (the event loop keeps answering meanwhile) and
 swaps ``current`` in one assignment: a request sees the old set or the new one, never
 a mix. A broken file keeps the last good set, is logged with every error (file,
-document, field) and counted; it is not retried until the files change again.
+document, field) and the files they are in, and counted; it is not retried until the
+files change again. The failure stays visible until a reload succeeds
+(:attr:`PolicyStore.last_failure`: ``/readyz`` names it while staying 200, and the
+``tenantguard_policy_last_reload_success`` gauge is 0): a replica that went unready over
+a typo in a policy file would be a lockout, while the last good set keeps serving.
 """
 
 from __future__ import annotations
@@ -36,6 +40,37 @@ Fingerprint = tuple[tuple[str, ...], ...]
 
 class ReloadListener(Protocol):
     def policy_reloaded(self, ok: bool, policies: PolicySet | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadFailure:
+    """The last reload that failed (while no later one succeeded)."""
+
+    at: float  # time.time() of the attempt
+    errors: tuple[str, ...]
+    files: tuple[str, ...]  # the policy files the errors are about
+
+    def describe(self, now: float) -> str:
+        """``reload failed 12s ago: trading.yaml: document 1: ...`` (the first error; how many more)."""
+        first = self.errors[0] if self.errors else "unknown error"
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        return f"reload failed {max(0, int(now - self.at))}s ago: {first}{more}"
+
+
+def files_named(errors: Iterable[str], paths: Iterable[str | Path]) -> tuple[str, ...]:
+    """The policy files (under ``paths``) that ``errors`` lines are about, in order."""
+    try:
+        candidates = [str(f) for f in policy_files(paths)]
+    except PolicyError:
+        candidates = []
+    candidates += [str(p) for p in paths]
+    found: dict[str, None] = {}
+    for line in errors:
+        for name in sorted(candidates, key=len, reverse=True):
+            if line.startswith(name + ":"):
+                found[name] = None
+                break
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +115,7 @@ class PolicyStore:
         self._fingerprint: Fingerprint | None = None
         self.loaded_at = 0.0
         self.last_errors: tuple[str, ...] = ()
+        self.last_failure: ReloadFailure | None = None
         self.attempts = 0
         self._attempted: asyncio.Condition | None = None
 
@@ -117,6 +153,7 @@ class PolicyStore:
         self._fingerprint = fp
         self.loaded_at = time.time()
         self.last_errors = ()
+        self.last_failure = None
         if self._listener is not None:
             self._listener.policy_reloaded(True, policies)
 
@@ -158,11 +195,13 @@ class PolicyStore:
     def _failed(self, fp: Fingerprint, errors: tuple[str, ...], before: str) -> ReloadResult:
         self._fingerprint = fp  # not retried until the files change again
         self.last_errors = errors
+        files = files_named(errors, self.paths)
+        self.last_failure = ReloadFailure(time.time(), errors, files)
         if self._listener is not None:
             self._listener.policy_reloaded(False, None)
-        log.error("policy reload failed; still serving the last good set", extra={
-            "event": "policy_reload", "result": "failure", "generation": before, "errors": list(errors),
-        })
+        log.error("policy reload failed (%s); still serving the last good set", ", ".join(files) or "policies",
+                  extra={"event": "policy_reload", "result": "failure", "generation": before,
+                         "files": list(files), "errors": list(errors)})
         return ReloadResult(False, before, False, errors)
 
     async def _note_attempt(self) -> None:

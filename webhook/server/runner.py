@@ -19,6 +19,7 @@ Lifecycle of a process::
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -70,6 +71,7 @@ class WebhookServer:
         self._port: int | None = None
         self.port_closed = asyncio.Event()  # set once the drain stopped listening
         self._watcher: asyncio.Task | None = None
+        self._synced_log: asyncio.Task | None = None
         self._drained: asyncio.Event | None = None
         self._draining: asyncio.Task | None = None
 
@@ -90,7 +92,7 @@ class WebhookServer:
         if self.view is None:
             self.view = self.context.view = await open_view(self.settings)
         await self.view.start()
-        self.metrics.set_synced(self.view.synced)
+        self.metrics.set_view(self.view.synced, self.view.synced and not self.view.ready)
         runner = web.AppRunner(create_app(self.context), handle_signals=False, access_log=None,
                                shutdown_timeout=CLEANUP_TIMEOUT)
         await runner.setup()
@@ -106,6 +108,7 @@ class WebhookServer:
         self._port = int(runner.addresses[0][1])
         self._drained = asyncio.Event()
         self._watcher = asyncio.create_task(self._watch(), name="tenantguard-watch")
+        self._synced_log = asyncio.create_task(self._log_synced(self.view), name="tenantguard-synced")
         log.info("serving", extra={"event": "start", "host": self.settings.host, "port": self.port,
                                    "generation": self.policies.generation, "pid": os.getpid(),
                                    "worker": self.settings.worker_index, "client_ca": bool(self.settings.client_ca)})
@@ -124,12 +127,28 @@ class WebhookServer:
                 except Exception:  # the watcher never dies
                     log.exception("watcher step failed", extra={"event": "watch"})
 
+    async def _log_synced(self, view: ClusterView) -> None:
+        """One log line when the cluster view has listed every kind (readiness turns on then).
+
+        Then what start-up allocated (modules, the policy set, the view's first tables) is moved out
+        of the cycle collector's sight (``gc.freeze``): it lives as long as the process, and a full
+        collection (which a relist of many pods triggers) would otherwise scan it all again, pausing
+        every admission for tens of milliseconds (bench/relist_stall.py).
+        """
+        wait = getattr(view, "wait_synced", None)
+        if callable(wait):
+            await wait()
+        gc.collect()
+        gc.freeze()
+        log.info("cluster view synced", extra={"event": "view_synced", "pid": os.getpid(),
+                                               "worker": self.settings.worker_index})
+
     def _cert_step(self) -> None:
         self.certs.reload_if_changed()
 
     def _synced_step(self) -> None:
         if self.view is not None:
-            self.metrics.set_synced(self.view.synced)
+            self.metrics.set_view(self.view.synced, self.view.synced and not self.view.ready)
 
     def _parent_step(self) -> None:
         parent = self.settings.parent_pid
@@ -150,12 +169,13 @@ class WebhookServer:
     async def _stop(self) -> None:
         if self.settings.shutdown_delay > 0:
             await asyncio.sleep(self.settings.shutdown_delay)
-        if self._watcher is not None:
-            self._watcher.cancel()
-            try:
-                await self._watcher
-            except asyncio.CancelledError:
-                pass
+        for task in (self._watcher, self._synced_log):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         if self._runner is not None:
             await self._finish_in_flight(self._runner)
         if self.view is not None:

@@ -25,6 +25,7 @@ class ServerSettings:
     log_level: str = "info"
     max_body: int = MAX_BODY_BYTES
     worker_index: int = field(default=0, compare=False)  # set by the worker supervisor
+    ledger_dir: str | None = field(default=None, compare=False)  # reservations shared by the workers (supervisor)
     parent_pid: int | None = field(default=None, compare=False)  # a worker drains when its parent is gone
 
     @property

@@ -13,6 +13,10 @@ The parent:
 - creates a fresh Prometheus multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``, under
   ``$TMPDIR``) before the workers start, so any worker's ``/metrics`` reports all of them,
   and removes it at exit;
+- with a watched cluster view, creates the directory of the reservation ledger the workers
+  share (``webhook.cluster.ledger.FileLedger``: a burst of creations spread over N workers
+  is judged as one worker would judge it, so a tenant's quota is not spent N times), and
+  removes it at exit;
 - forwards SIGTERM/SIGINT to every worker (each drains as a single process does) and waits
   for them; a worker still running ``shutdown_delay + grace_period + 5`` seconds later is killed;
 - restarts a worker that dies on its own (backing off up to 30 s); if one exits with
@@ -56,6 +60,7 @@ def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = 
     """Run ``settings.workers`` worker processes until SIGTERM/SIGINT; the exit code of `serve`."""
     ctx = multiprocessing.get_context("spawn")
     metrics_dir = tempfile.mkdtemp(prefix="tenantguard-metrics-")
+    ledger_dir = tempfile.mkdtemp(prefix="tenantguard-ledger-") if settings.watches_cluster else None
     previous_env = os.environ.get(MULTIPROC_ENV)
     os.environ[MULTIPROC_ENV] = metrics_dir  # read by prometheus_client when a worker imports it
     workers: dict[int, _Worker] = {}
@@ -67,7 +72,7 @@ def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = 
     announced = False
 
     def start(index: int) -> None:
-        worker_settings = replace(settings, worker_index=index, parent_pid=os.getpid())
+        worker_settings = replace(settings, worker_index=index, parent_pid=os.getpid(), ledger_dir=ledger_dir)
         process = ctx.Process(target=main_for_worker, args=(worker_settings, ready_queue),
                               name=f"tenantguard-worker-{index}")
         process.start()
@@ -153,6 +158,8 @@ def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = 
             os.environ[MULTIPROC_ENV] = previous_env
         ready_queue.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        if ledger_dir is not None:
+            shutil.rmtree(ledger_dir, ignore_errors=True)
 
 
 def _mark_dead(pid: int | None, metrics_dir: str) -> None:

@@ -167,11 +167,22 @@ there the security-context defaults fill the new ephemeral containers only. */}}
   scope: Namespaced
 {{- end }}
 
+{{/* Validation: every write that can change what a pod runs or may reach.
+`pods/resize` is the in-place resize of a running pod's resources (an UPDATE
+of that subresource only): its new requests and limits are judged like a new
+pod's, against the resource rules and the tenant's quota. Only the kinds
+listed here: never Nodes, Leases (coordination.k8s.io), Events or a wildcard,
+which kubelets and controllers need whatever state tenantguard is in. */}}
 {{- define "tenantguard.validateRules" -}}
 - apiGroups: [""]
   apiVersions: ["v1"]
   operations: ["CREATE", "UPDATE"]
   resources: ["pods", "pods/ephemeralcontainers", "replicationcontrollers"]
+  scope: Namespaced
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["UPDATE"]
+  resources: ["pods/resize"]
   scope: Namespaced
 - apiGroups: ["apps"]
   apiVersions: ["v1"]
@@ -190,15 +201,24 @@ there the security-context defaults fill the new ephemeral containers only. */}}
   scope: Namespaced
 {{- end }}
 
-{{/* Policies: filename -> YAML. Shipped files first, then values (a values
-key that names a shipped file replaces it). Keys without .yaml/.yml get
-.yaml, so `--set-file policies.team-x=./team-x.yaml` needs no escaping. */}}
+{{/* Policies: filename -> YAML. The starter policy, then the demo set when
+asked for, then values (a values key that names a file above replaces it, an
+empty one removes it). Keys without .yaml/.yml get .yaml, so
+`--set-file policies.team-x=./team-x.yaml` needs no escaping. */}}
 {{- define "tenantguard.policyFiles" -}}
+{{- if hasKey .Values "shippedPolicies" }}
+{{- fail "shippedPolicies is now demoPolicies and is off by default: the demo tenants and their Enforce baseline are opt-in (--set demoPolicies.enabled=true); a plain install loads only the Warn-mode starter policy" }}
+{{- end }}
 {{- $files := dict }}
-{{- if .Values.shippedPolicies.enabled }}
+{{- if .Values.starterPolicy.enabled }}
+{{- range $path, $_ := .Files.Glob "starter/*.yaml" }}
+{{- $_ := set $files (base $path) ($.Files.Get $path) }}
+{{- end }}
+{{- end }}
+{{- if .Values.demoPolicies.enabled }}
 {{- range $path, $_ := .Files.Glob "policies/*.yaml" }}
 {{- $name := base $path }}
-{{- if not (has $name $.Values.shippedPolicies.exclude) }}
+{{- if not (has $name $.Values.demoPolicies.exclude) }}
 {{- $_ := set $files $name ($.Files.Get $path) }}
 {{- end }}
 {{- end }}
@@ -215,4 +235,31 @@ key that names a shipped file replaces it). Keys without .yaml/.yml get
 {{- end }}
 {{- end }}
 {{- toJson $files }}
+{{- end }}
+
+{{/* What the policy files hold, for NOTES.txt: a JSON list of {file, kind,
+name, enforcement}, one per policy document. A policy that names no
+enforcement is in Enforce mode (the policy schema's default). A document that
+is not a policy (a comment block, text that does not parse) is left out: the
+server's own loader reports those. */}}
+{{- define "tenantguard.policySummary" -}}
+{{- $out := list }}
+{{- $files := include "tenantguard.policyFiles" . | fromJson }}
+{{- range $file := keys $files | sortAlpha }}
+{{- range $text := regexSplit "(?m)^---" (index $files $file) -1 }}
+{{- $doc := fromYaml $text }}
+{{- if and (kindIs "map" $doc) (has (get $doc "kind") (list "ClusterPolicy" "TenantPolicy")) }}
+{{- $spec := get $doc "spec" }}
+{{- $mode := "Enforce" }}
+{{- if and (kindIs "map" $spec) (get $spec "enforcement") }}
+{{- $mode = get $spec "enforcement" | toString }}
+{{- end }}
+{{- $meta := get $doc "metadata" }}
+{{- $name := "" }}
+{{- if kindIs "map" $meta }}{{ $name = get $meta "name" | toString }}{{ end }}
+{{- $out = append $out (dict "file" $file "kind" (get $doc "kind") "name" $name "enforcement" $mode) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}

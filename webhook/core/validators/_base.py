@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from webhook.core.decision import Violation
-from webhook.core.plan import MAIN_ONLY, WITH_EPHEMERAL, ValidationContext
+from webhook.core.plan import MAIN_ONLY, RESIZE, WITH_EPHEMERAL, WITH_RESIZE, ValidationContext
 from webhook.core.selectors import LabelSelector, glob_match
 from webhook.core.workloads import field_path
 
-__all__ = ["MAIN_ONLY", "WITH_EPHEMERAL", "describe", "inside_tenant", "outside_tenant", "violation"]
+__all__ = [
+    "MAIN_ONLY", "WITH_EPHEMERAL", "WITH_RESIZE", "describe", "inside_tenant", "is_resize", "outside_tenant",
+    "resize_note", "violation",
+]
 
 
 def violation(ctx: ValidationContext, rule: str, message: str, *, container: str | None = None,
@@ -26,6 +29,20 @@ def violation(ctx: ValidationContext, rule: str, message: str, *, container: str
         required=required,
         enforcement=ctx.policy.enforcement.value,
     )
+
+
+def is_resize(ctx: ValidationContext) -> bool:
+    """The request is an in-place resize (``pods/resize``)."""
+    return ctx.request.subresource == RESIZE
+
+
+def resize_note(ctx: ValidationContext) -> str:
+    """`` (resize of pod NAME)`` on a resize, else ``""``: a finding says which request broke the rule."""
+    if not is_resize(ctx):
+        return ""
+    meta = ctx.obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return f" (resize of pod {name})" if isinstance(name, str) and name else " (resize)"
 
 
 def describe(values: Any) -> str:

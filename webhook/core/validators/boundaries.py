@@ -7,20 +7,27 @@
   (``node.kubernetes.io/*`` tolerations the API server and DaemonSet controller
   add are always allowed);
 - ``allowedPriorityClasses``;
-- ``allowedRegistries``: every image (app, init and ephemeral containers);
+- ``allowedRegistries``: every image (app, init and ephemeral containers) is
+  read as the container runtime reads it (Docker's reference grammar, see
+  :func:`parse_image`) and must match an entry ``HOST[/PATH]``: the host part
+  is matched against the image's registry host (``host[:port]``), a glob
+  matching within that host only, and the path, if any, is matched component
+  by component against the start of the repository path (a glob never spans a
+  ``/``). An image whose name does not follow the grammar is refused;
 - affinity namespaces (always on for tenants): pod (anti-)affinity terms may
   only reach the tenant's own namespaces and its ``sharedNamespaces``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.selectors import LabelSelector, glob_match, is_glob
+from webhook.core.selectors import LabelSelector, glob_match
 from webhook.core.validators._base import (
     MAIN_ONLY,
     WITH_EPHEMERAL,
@@ -175,35 +182,110 @@ class AllowedPriorityClasses:
 
 DOCKER_HUB = "docker.io"
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io"})
+_OFFICIAL_REPO_PREFIX = "library/"
+_NAME_TOTAL_LENGTH_MAX = 255
+
+# distribution/reference regexp.go, spelled in Python (ASCII classes, as Go's)
+_ALPHANUMERIC = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = _ALPHANUMERIC + r"(?:" + _SEPARATOR + _ALPHANUMERIC + r")*"
+_REMOTE_NAME = re.compile(_PATH_COMPONENT + r"(?:/" + _PATH_COMPONENT + r")*")
+_DOMAIN_NAME_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = _DOMAIN_NAME_COMPONENT + r"(?:\." + _DOMAIN_NAME_COMPONENT + r")*"
+_IPV6_ADDRESS = r"\[(?:[a-fA-F0-9:]+)\]"
+_DOMAIN_AND_PORT = re.compile(r"(?:" + _DOMAIN_NAME + r"|" + _IPV6_ADDRESS + r")(?::[0-9]+)?")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# the grammar wants at least 32 hex digits; a shorter digest cannot be pulled, but it cannot change the
+# registry either, so it is not what this rule judges
+_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]+")
+_IDENTIFIER = re.compile(r"[a-f0-9]{64}")
+
+
+class InvalidImage(ValueError):
+    """An image reference the container runtime cannot parse."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageName:
+    """Where an image comes from: its registry host (``host[:port]``, host lower-cased) and repository path."""
+
+    registry: str
+    path: str
+
+    @property
+    def repository(self) -> str:
+        return f"{self.registry}/{self.path}"
+
+
+def parse_image(image: str) -> ImageName:
+    """Registry and repository of an image, as the container runtime resolves them
+    (distribution/reference ``ParseNormalizedNamed``, used by the kubelet and containerd).
+
+    The part before the first ``/`` is the registry host when it contains a ``.`` or a ``:``, is
+    ``localhost`` or has an upper-case letter; otherwise the image is on Docker Hub (``docker.io``,
+    ``index.docker.io`` being its legacy name), where a one-component name is an official image
+    (``library/``). Tag and digest are split off. Host names are compared without case (DNS),
+    repository paths must be lower case. Raises :class:`InvalidImage` when the name does not
+    follow the grammar (such an image cannot be pulled).
+    """
+    if _IDENTIFIER.fullmatch(image):
+        raise InvalidImage("a 64-character hexadecimal image ID is not a repository name")
+    name, at, digest = image.partition("@")
+    if at and not _DIGEST.fullmatch(digest):
+        raise InvalidImage(f"invalid digest {digest!r}")
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        name, tag = name[:colon], name[colon + 1:]
+        if not _TAG.fullmatch(tag):
+            raise InvalidImage(f"invalid tag {tag!r}")
+    first, slash, rest = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        registry, path = first, rest
+        if not _DOMAIN_AND_PORT.fullmatch(registry):
+            raise InvalidImage(f"invalid registry host {registry!r}")
+        registry = registry.lower()
+    else:
+        registry, path = DOCKER_HUB, name
+    if not _REMOTE_NAME.fullmatch(path):
+        raise InvalidImage(f"invalid repository path {path!r} (lower-case components separated by /)")
+    if registry in _DOCKER_HUB_ALIASES:
+        registry = DOCKER_HUB
+        if "/" not in path:
+            path = _OFFICIAL_REPO_PREFIX + path
+    parsed = ImageName(registry, path)
+    if len(parsed.repository) > _NAME_TOTAL_LENGTH_MAX:
+        raise InvalidImage(f"repository name longer than {_NAME_TOTAL_LENGTH_MAX} characters")
+    return parsed
 
 
 def normalize_image(image: str) -> str:
-    """Repository with registry, without tag or digest, as the container runtime resolves it
-    (distribution/reference ``ParseNormalizedNamed``): ``nginx:1`` and ``docker.io/nginx`` ->
-    ``docker.io/library/nginx``; ``index.docker.io/x/y`` -> ``docker.io/x/y``."""
-    name = image.split("@", 1)[0]
-    colon = name.rfind(":")
-    if colon > name.rfind("/"):
-        name = name[:colon]  # the tag
-    first, slash, rest = name.partition("/")
-    # the first component is a registry when it looks like a host (dot, port, localhost, upper case)
-    if slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
-        domain, path = first, rest
-    else:
-        domain, path = DOCKER_HUB, name
-    if domain in _DOCKER_HUB_ALIASES:
-        domain = DOCKER_HUB
-        if "/" not in path:
-            path = "library/" + path  # official images
-    return f"{domain}/{path}"
+    """Repository with registry, without tag or digest, as the container runtime resolves it:
+    ``nginx:1`` and ``docker.io/nginx`` -> ``docker.io/library/nginx``; ``index.docker.io/x/y`` ->
+    ``docker.io/x/y``. Raises :class:`InvalidImage` (see :func:`parse_image`)."""
+    return parse_image(image).repository
 
 
-def registry_allows(entry: str, repository: str) -> bool:
-    """``registry.example.com/team`` allows ``registry.example.com/team/app`` but not ``.../teamx/app``."""
-    entry = entry.rstrip("/")
-    if is_glob(entry):
-        return glob_match(entry, repository) or glob_match(entry + "/*", repository)
-    return repository == entry or repository.startswith(entry + "/")
+def registry_allows(entry: str, image: ImageName) -> bool:
+    """Whether the ``allowedRegistries`` entry ``HOST[/PATH]`` admits ``image``.
+
+    The host part (a glob, without case) must match the image's whole registry host: a ``*`` there
+    matches within the host only (``*.mirror.example.com`` admits ``a.mirror.example.com/x``, never
+    ``evil.io/a.mirror.example.com``). A port is part of the host: ``registry.example.com`` does not admit
+    ``registry.example.com:5000/x``. The path part, when given, must match the first components of the
+    repository path, one glob per component: ``registry.example.com/team`` admits
+    ``registry.example.com/team`` and ``registry.example.com/team/app``, not ``.../team-evil/app``.
+    ``*`` alone admits every registry.
+    """
+    host, _, path = entry.strip().strip("/").partition("/")
+    host = host.lower()
+    if host in _DOCKER_HUB_ALIASES:
+        host = DOCKER_HUB
+    if not host or not (host == image.registry or glob_match(host, image.registry)):  # "[::1]:5000" is no glob
+        return False
+    if not path:
+        return True
+    wanted, have = path.split("/"), image.path.split("/")
+    return len(wanted) <= len(have) and all(glob_match(w, h) for w, h in zip(wanted, have))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +302,22 @@ class AllowedRegistries:
             name = str(container.get("name", index))
             if not isinstance(image, str) or not image:
                 continue
-            repository = normalize_image(image)
-            if any(registry_allows(entry, repository) for entry in self.registries):
+            try:
+                parsed = parse_image(image)
+            except InvalidImage as exc:
+                yield violation(
+                    ctx, self.rule,
+                    f'container "{name}" image {image!r} is not a valid image reference ({exc}), so its registry '
+                    f"cannot be told (allowed: {describe(self.registries)})",
+                    container=name, field=("spec", list_name, index, "image"), actual=image,
+                    required=list(self.registries),
+                )
+                continue
+            if any(registry_allows(entry, parsed) for entry in self.registries):
                 continue
             yield violation(
                 ctx, self.rule,
-                f'container "{name}" image {image} ({repository}) is not from an allowed registry '
+                f'container "{name}" image {image} ({parsed.repository}) is not from an allowed registry '
                 f"(allowed: {describe(self.registries)})",
                 container=name, field=("spec", list_name, index, "image"), actual=image,
                 required=list(self.registries),

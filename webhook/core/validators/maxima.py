@@ -3,7 +3,8 @@
 Keys are resource names (bounding both the request and the limit, as a
 LimitRange ``max`` does) or ``requests.<res>`` / ``limits.<res>`` (bounding one).
 Per-pod values are the pod's effective requests/limits (init containers,
-sidecars and overhead counted as Kubernetes counts them).
+sidecars and overhead counted as Kubernetes counts them). An in-place resize
+(``pods/resize``) is judged on its new values, as LimitRanger judges it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
 from webhook.core.pod_resources import container_requests_and_limits, pod_requests_and_limits
 from webhook.core.quantity import format_resource
-from webhook.core.validators._base import MAIN_ONLY, violation
+from webhook.core.validators._base import WITH_RESIZE, resize_note, violation
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
 
 
@@ -40,7 +41,7 @@ def _check(ctx: ValidationContext, bounds: Mapping[str, Decimal], values: dict[s
                 yield violation(
                     ctx, "maxResources",
                     f"{where} {res} {word} {format_resource(res, value)} exceeds the {scope} maximum "
-                    f"{format_resource(res, bound)}",
+                    f"{format_resource(res, bound)}{resize_note(ctx)}",
                     container=container,
                     field=(field + ("resources", section, res)) if field is not None else None,
                     actual=format_resource(res, value), required=format_resource(res, bound),
@@ -53,7 +54,7 @@ class MaxResources:
     per_pod: Mapping[str, Decimal]
     rule: str = "maxResources"
     kinds: frozenset[str] | None = None
-    subresources: frozenset[str] = MAIN_ONLY
+    subresources: frozenset[str] = WITH_RESIZE
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None

@@ -8,8 +8,9 @@ Which requests are judged mirrors upstream's admission plugin:
 
 * Pods: the subresources upstream ignores (``exec``, ``attach``, ``binding``,
   ``eviction``, ``log``, ``portforward``, ``proxy``, ``status``) are not judged;
-  any other is (of those, the engine passes on only ``ephemeralcontainers``:
-  it skips every other subresource before any rule runs). An UPDATE is judged
+  any other is (of those, the engine passes on only ``ephemeralcontainers``
+  and ``resize``: it skips every other subresource before any rule runs; a
+  resize changes only resources, so it is never significant). An UPDATE is judged
   only when it is *significant* as upstream's ``isSignificantPodUpdate`` defines
   it: a container or init container added/removed or its image changed, an
   ephemeral container added or its image changed, or a seccomp annotation (pod
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.core.decision import Violation
-from webhook.core.plan import ValidationContext
+from webhook.core.plan import WITH_EPHEMERAL, WITH_RESIZE, ValidationContext
 from webhook.core.pod_security import CheckFailure, evaluate, parse_level_version
 from webhook.core.pod_security.checks_baseline import (
     SECCOMP_CONTAINER_ANNOTATION_PREFIX,
@@ -97,7 +98,7 @@ class PodSecurityValidator:
     kinds: frozenset[str] | None = None
     # the engine hands a validator only the subresources it lists; which of them
     # are judged is decided below, as upstream decides it
-    subresources: frozenset[str] = field(default=frozenset({"", "ephemeralcontainers", "resize"}))
+    subresources: frozenset[str] = field(default=WITH_EPHEMERAL | WITH_RESIZE)
 
     def __post_init__(self) -> None:
         level, version = parse_level_version({"level": self.level, "version": self.version})

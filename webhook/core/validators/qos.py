@@ -2,6 +2,9 @@
 
 Guaranteed > Burstable > BestEffort: ``qosClass: Burstable`` admits Burstable and
 Guaranteed pods. The message says which container keeps the pod below the bar.
+An in-place resize (``pods/resize``) is judged on its new values (the API server
+itself refuses a resize that changes the class, so a pod admitted under this rule
+keeps passing it).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
 from webhook.core.pod_resources import container_requests_and_limits, qos_class
 from webhook.core.quantity import format_resource
-from webhook.core.validators._base import MAIN_ONLY, violation
+from webhook.core.validators._base import WITH_RESIZE, resize_note, violation
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
 
 RANK = {"BestEffort": 0, "Burstable": 1, "Guaranteed": 2}
@@ -39,7 +42,7 @@ class QosClassRule:
     minimum: str
     rule: str = "qosClass"
     kinds: frozenset[str] | None = None
-    subresources: frozenset[str] = MAIN_ONLY
+    subresources: frozenset[str] = WITH_RESIZE
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
@@ -51,6 +54,7 @@ class QosClassRule:
         at_least = "" if self.minimum == "Guaranteed" else " or better"
         yield violation(
             ctx, self.rule,
-            f"pod QoS class is {actual}, policy requires {self.minimum}{at_least}" + (f": {why}" if why else ""),
+            f"pod QoS class is {actual}, policy requires {self.minimum}{at_least}" + (f": {why}" if why else "")
+            + resize_note(ctx),
             actual=actual, required=self.minimum,
         )

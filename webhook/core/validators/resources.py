@@ -1,7 +1,8 @@
 """requireRequests / requireLimits: every container sets a request / limit for the named resources.
 
 A request the API server would default from a limit counts as set. App and init
-containers are checked (ephemeral containers cannot have resources).
+containers are checked (ephemeral containers cannot have resources). An in-place
+resize (``pods/resize``) is judged on its new values, as LimitRanger judges it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.validators._base import MAIN_ONLY, violation
+from webhook.core.validators._base import WITH_RESIZE, resize_note, violation
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
 
 
@@ -27,7 +28,7 @@ class RequireResources:
     section: str  # "requests" | "limits"
     resources: tuple[str, ...]
     kinds: frozenset[str] | None = None
-    subresources: frozenset[str] = MAIN_ONLY
+    subresources: frozenset[str] = WITH_RESIZE
 
     @property
     def rule(self) -> str:
@@ -36,6 +37,7 @@ class RequireResources:
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
         word = "request" if self.section == "requests" else "limit"
+        note = resize_note(ctx)
         for list_name, index, container in iter_containers(ctx.target.spec, APP_AND_INIT_CONTAINERS):
             have = _section(container, self.section)
             limits = _section(container, "limits") if self.section == "requests" else {}
@@ -46,7 +48,7 @@ class RequireResources:
                 yield violation(
                     ctx, self.rule,
                     f'container "{name}" has no {res} {word} (policy requires {self.section} for '
-                    f'{", ".join(self.resources)})',
+                    f'{", ".join(self.resources)}){note}',
                     container=name, field=("spec", list_name, index, "resources", self.section, res),
                     actual=None, required=f"{res} {word}",
                 )
