@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client
 
 from tests.kube_api import KubeAPI
-from webhook.cluster import ReflectorSettings, ViewSettings, WatchedClusterState
+from webhook.views.watched import ReflectorSettings, ViewSettings, WatchedClusterState
 
 WEBHOOK_DIR = str(ROOT / "webhook")
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import orjson
 from kubernetes import client as k8s_client
 
-from webhook.cluster import ViewSettings, WatchedClusterState
+from webhook.views.watched import ViewSettings, WatchedClusterState
 from webhook.core.pipeline import judge
 from webhook.core.request import from_manifest
 from webhook.policy.loader import SourceDoc, build_policy_set

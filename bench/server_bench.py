@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from webhook.policy.loader import load_policies
 from webhook.server.admission import MUTATE, VALIDATE, admit
-from webhook.server.cluster_view import StaticClusterView
+from webhook.views.files import StaticClusterView
 
 FIXTURES = [ROOT / "tests" / "fixtures" / "admissionreviews", ROOT.parent / "shared" / "fixtures" / "admissionreviews"]
 SIZES = ("small", "medium", "large")

@@ -69,7 +69,7 @@ def golden_suites() -> list[Path]:
 
 def golden_case_params() -> list[Any]:
     """One pytest param (suite path, case index) per golden case, named suite::case."""
-    from webhook.policytest import load_suite
+    from webhook.actions.policy_test import load_suite
 
     return [
         pytest.param(path, index, id=f"{path.relative_to(path.parents[1])}::{case.name}")
@@ -81,6 +81,6 @@ def golden_case_params() -> list[Any]:
 @pytest.fixture(scope="module")
 def suites():
     """Every golden suite, loaded once per test module."""
-    from webhook.policytest import load_suite
+    from webhook.actions.policy_test import load_suite
 
     return {path: load_suite(path) for path in golden_suites()}

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from tests.kube_api import KubeAPI
-from webhook.certs import generate_self_signed
+from webhook.actions.certs import generate_self_signed
 
 CPU = "1"
 

@@ -1,4 +1,4 @@
-"""`tenantguard certs` and webhook.certs: the chain, the names, renewal, and real TLS.
+"""`tenantguard certs` and webhook.actions.certs: the chain, the names, renewal, and real TLS.
 
 Checks are made with `cryptography` (path validation with its X.509 verifier),
 once more with the `openssl` binary, and with a real TLS handshake in which the
@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
 
-from webhook.certs import (
+from webhook.actions.certs import (
     CertError,
     CertOptions,
     ensure_certificates,

@@ -1423,7 +1423,7 @@ def test_helm_test_script_against_a_fake_webhook(tmp_path):
     import ssl
     import threading
 
-    from webhook.certs import generate_self_signed
+    from webhook.actions.certs import generate_self_signed
 
     docs = render()
     (pod,) = [

@@ -11,7 +11,7 @@ import jsonpatch
 import pytest
 
 from tests.conftest import EXAMPLES, POLICIES, ROOT, fixture_review, run_cli
-from webhook.yamlio import dump_all, load_documents
+from webhook.inputs.yamlio import dump_all, load_documents
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
        "spec": {"containers": [{"name": "app", "image": "nginx"}]}}

@@ -8,9 +8,9 @@ import pytest
 
 from tests import k8s_schema
 from tests.conftest import EXAMPLES, GOLDEN, POLICIES, run_cli
-from webhook.core.cluster_state import InMemoryClusterState
-from webhook.dryrun import run
-from webhook.manifests import read_objects
+from webhook.views.memory import InMemoryClusterState
+from webhook.actions.dry_run import run
+from webhook.inputs.manifests import read_objects
 from webhook.policy import load_policies
 
 CLUSTER = "apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: base}\nspec:\n"

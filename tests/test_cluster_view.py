@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from tests.kube_api import KubeAPI
-from webhook.cluster import ReflectorSettings, ViewSettings, WatchedClusterState, open_cluster_view
+from webhook.views.watched import ReflectorSettings, ViewSettings, WatchedClusterState, open_cluster_view
 
 FAST = ViewSettings(
     reflector=ReflectorSettings(page_size=10, watch_timeout=60, connect_timeout=5, read_timeout=10,
@@ -258,7 +258,7 @@ async def test_open_cluster_view_reads_a_kubeconfig(kube: KubeAPI, tmp_path: Pat
     try:
         assert await v.wait_synced(WAIT)
         assert v.namespace_labels("shop")["team"] == "a"
-        assert set(v.status()["kinds"]) == {"pods", "namespaces", "resourcequotas", "networkpolicies"}
+        assert {k.kind for k in v.health().kinds} == {"pods", "namespaces", "resourcequotas", "networkpolicies"}
     finally:
         await v.stop()
 
@@ -309,7 +309,7 @@ async def test_periodic_bookmarks_keep_a_quiet_watch_fresh() -> None:
 async def test_a_silent_watch_never_releases_a_reservation(kube: KubeAPI) -> None:
     """Reservations expire after their TTL only once the pod watch is heard from again: a silent watch
     cannot hide that an admitted pod was created, so quota cannot be spent twice."""
-    from webhook.cluster.ledger import Reservation
+    from webhook.views.ledger import Reservation
 
     now = [0.0]
     settings = ViewSettings(reflector=FAST.reflector, stale_after=1e9, reservation_ttl=30.0,
@@ -328,7 +328,7 @@ async def test_a_relist_is_built_outside_the_lock() -> None:
     """Admissions read the store under its lock; a relist of many pods must not hold it while it builds."""
     import threading
 
-    from webhook.cluster.store import ClusterStore
+    from webhook.views.store import ClusterStore
 
     store = ClusterStore()
     pods = [pod("shop", f"p{i}") for i in range(1000)]

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from tests.kube_api import KubeAPI
 from tests.test_cluster_view import FAST, WAIT, namespace, pod
-from webhook.cluster import ViewSettings, WatchedClusterState
+from webhook.views.watched import ViewSettings, WatchedClusterState
 from webhook.core.pipeline import judge
 from webhook.core.request import AdmissionRequest, from_manifest
 from webhook.policy.loader import SourceDoc, build_policy_set

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from webhook.cluster.ledger import Reservation
-from webhook.cluster.store import ClusterStore, usage_key
+from webhook.views.ledger import Reservation
+from webhook.views.store import ClusterStore, usage_key
 from webhook.core.pod_resources import quota_usage
 
 QUANTITIES = ["0", "1m", "100m", "250m", "1", "1500m", "64Mi", "128Mi", "1Gi", "1.5Gi", "2G", "1e3"]
@@ -194,7 +194,7 @@ def test_the_namespace_name_label_is_the_name() -> None:
 def test_shared_usages_stay_bounded_between_relists() -> None:
     """Watch events bring new resource shapes for as long as the watch lasts; the table that shares equal
     usages must not grow with every shape ever seen (a relist may not come for days)."""
-    from webhook.cluster.store import INTERNED_CACHE
+    from webhook.views.store import INTERNED_CACHE
 
     store = ClusterStore()
     for i in range(INTERNED_CACHE + 500):

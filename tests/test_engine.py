@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.patch import escape, pointer
 from webhook.core.plan import CompiledPolicy, Enforcement, NamespaceMatch, PolicySet
@@ -308,7 +308,7 @@ def test_a_review_the_caller_keeps_is_never_written_to() -> None:
     """The server hands its freshly parsed body over (consume=True: filled in place); other callers' reviews
     stay as they were."""
     from webhook.server.admission import MUTATE, admit
-    from webhook.server.cluster_view import StaticClusterView
+    from webhook.views.files import StaticClusterView
 
     review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
               "request": {"uid": "u", "operation": "CREATE", "namespace": "shop", "object": pod()}}
@@ -323,7 +323,7 @@ def test_a_review_the_caller_keeps_is_never_written_to() -> None:
 @pytest.mark.parametrize("kind", [{"a": 1}, ["Pod"], None, 7])
 def test_a_malformed_kind_is_judged_not_an_internal_error(kind: Any) -> None:
     from webhook.server.admission import MUTATE, VALIDATE, admit
-    from webhook.server.cluster_view import StaticClusterView
+    from webhook.views.files import StaticClusterView
 
     ps = policies(tenant("shop", {"quota": {"hard": {"pods": "5"}}}))  # quota judges kind Pod only
     for endpoint in (MUTATE, VALIDATE):

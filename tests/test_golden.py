@@ -21,8 +21,8 @@ from tests import k8s_schema
 from tests.conftest import golden_case_params, golden_suites, run_cli
 from webhook.core.engine import evaluate
 from webhook.core.request import AdmissionRequest
-from webhook.policytest import load_suite, run_suite
-from webhook.yamlio import dump_all
+from webhook.actions.policy_test import load_suite, run_suite
+from webhook.inputs.yamlio import dump_all
 
 SUITES = golden_suites()
 
@@ -109,7 +109,7 @@ def test_case_through_cli_dry_run(suites, tmp_path: Path, path: Path, index: int
 def _suite_policies(path: Path) -> list[dict]:
     """The suite's policies as raw documents (inline ones, and files/directories it names)."""
     from webhook.policy.loader import read_documents
-    from webhook.yamlio import load_documents
+    from webhook.inputs.yamlio import load_documents
 
     doc = load_documents(path.read_text(), str(path))[0]
     out = []

@@ -1,4 +1,4 @@
-"""The reservation ledger the worker processes of one pod share (webhook.cluster.ledger).
+"""The reservation ledger the worker processes of one pod share (webhook.views.ledger).
 
 Two FileLedger instances on one directory stand for two workers: separate open files, so
 their flocks exclude each other exactly as two processes' do.
@@ -10,8 +10,8 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 
-from webhook.cluster.ledger import FileLedger, LocalLedger, Reservation
-from webhook.cluster.store import ClusterStore
+from webhook.views.ledger import FileLedger, LocalLedger, Reservation
+from webhook.views.store import ClusterStore
 
 CPU = {"requests.cpu": Decimal(1), "pods": Decimal(1)}
 

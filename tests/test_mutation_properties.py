@@ -16,7 +16,7 @@ import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.request import AdmissionRequest
 from webhook.policy.loader import SourceDoc, build_policy_set

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, POLICIES, run_cli
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.request import from_manifest
 from webhook.core.validators.network import (
@@ -18,7 +18,7 @@ from webhook.core.validators.network import (
 )
 from webhook.policy import PolicyError
 from webhook.policy.loader import SourceDoc, build_policy_set
-from webhook.yamlio import dump_all
+from webhook.inputs.yamlio import dump_all
 
 
 def _policy(kind: str = "TenantPolicy", enforcement: str = "Enforce", **rules) -> dict:

@@ -597,7 +597,7 @@ import pathlib
 import jsonpatch
 import yaml
 
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.decision import Violation
 from webhook.core.mutation import MutationContext, json_copy
 from webhook.core.mutators.security_preset import RestrictedPreset

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.request import AdmissionRequest
 from webhook.core.validators.boundaries import InvalidImage, parse_image, registry_allows

@@ -9,12 +9,12 @@ import pytest
 
 from tests import k8s_schema
 from tests.conftest import EXAMPLES, POLICIES, run_cli
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.request import from_manifest
 from webhook.policy.loader import SourceDoc, build_policy_set
-from webhook.render import RenderError, render
-from webhook.yamlio import dump_all, load_documents
+from webhook.actions.render import RenderError, render
+from webhook.inputs.yamlio import dump_all, load_documents
 
 
 def _policies(*docs: dict):

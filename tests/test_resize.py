@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from webhook.core.cluster_state import InMemoryClusterState, add_usage
+from webhook.core.cluster_state import add_usage
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, from_review
@@ -83,7 +84,7 @@ def test_resizing_a_small_pod_to_a_huge_one_is_denied_by_maxima_and_quota() -> N
 
 def test_the_same_resize_through_an_admission_review() -> None:
     from webhook.server.admission import MUTATE, VALIDATE, admit
-    from webhook.server.cluster_view import StaticClusterView
+    from webhook.views.files import StaticClusterView
 
     x = pod("x", "1")
     view = StaticClusterView()

@@ -17,16 +17,17 @@ from kubernetes import client as k8s_client
 
 from tests.test_server_http import cluster_policy, make_context, pod, policy_set, post, review
 from tests.test_server_reload import client_context, samples, settings_for
-from webhook.certs import generate_ca, generate_self_signed
-from webhook.cluster import ViewSettings, WatchedClusterState
+from webhook.actions.certs import generate_ca, generate_self_signed
+from webhook.views.watched import ViewSettings, WatchedClusterState
 from webhook.server.app import create_app
-from webhook.server.cluster_view import ClusterViewError, StaticClusterView, open_view
+from webhook.views import ClusterViewError, open_view
+from webhook.views.files import StaticClusterView
 from webhook.server.runner import WebhookServer
 from webhook.server.settings import ServerSettings
 
 
 class FakeWatchedView(StaticClusterView):
-    """Stands in for webhook.cluster's view: not synced until the test says so."""
+    """Stands in for webhook.views.watched's view: not synced until the test says so."""
 
     def __init__(self):
         super().__init__()
@@ -47,7 +48,7 @@ class FakeWatchedView(StaticClusterView):
 async def test_no_cluster_means_the_static_view(tmp_path: Path) -> None:
     state = tmp_path / "state.yaml"
     state.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: a}}\n")
-    view = await open_view(ServerSettings(policies=(), cert="", key="", cluster_state=(str(state),)))
+    view = await open_view(cluster_state=(str(state),))
     assert isinstance(view, StaticClusterView) and view.synced and view.ready
     assert view.namespace_labels("shop") == {"kubernetes.io/metadata.name": "shop", "team": "a"}
 
@@ -56,7 +57,7 @@ async def test_a_bad_cluster_state_file_is_a_clear_error(tmp_path: Path) -> None
     state = tmp_path / "state.yaml"
     state.write_text("kind: [\n")
     with pytest.raises(ClusterViewError, match="--cluster-state"):
-        await open_view(ServerSettings(policies=(), cert="", key="", cluster_state=(str(state),)))
+        await open_view(cluster_state=(str(state),))
 
 
 async def test_an_object_the_view_cannot_hold_is_a_clear_error(tmp_path: Path) -> None:
@@ -65,7 +66,7 @@ async def test_an_object_the_view_cannot_hold_is_a_clear_error(tmp_path: Path) -
                      "spec: {containers: [{name: c, resources: {requests: {cpu: lots}}}]}\n")
     with pytest.raises(ClusterViewError, match=f"--cluster-state: {state}: document 1: invalid quantity: "
                                                'container "c" resources.requests.cpu'):
-        await open_view(ServerSettings(policies=(), cert="", key="", cluster_state=(str(state),)))
+        await open_view(cluster_state=(str(state),))
 
 
 async def test_kubeconfig_opens_the_watched_view_without_starting_it(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ async def test_kubeconfig_opens_the_watched_view_without_starting_it(tmp_path: P
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
         "users": [{"name": "test", "user": {"token": "x"}}],
     }))
-    view = await open_view(ServerSettings(policies=(), cert="", key="", kubeconfig=str(kubeconfig)))
+    view = await open_view(kubeconfig=str(kubeconfig))
     try:
         assert isinstance(view, WatchedClusterState) and not view.synced and not view.ready
     finally:
@@ -85,7 +86,7 @@ async def test_kubeconfig_opens_the_watched_view_without_starting_it(tmp_path: P
 
 async def test_an_unusable_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ClusterViewError, match="--kubeconfig .*missing"):
-        await open_view(ServerSettings(policies=(), cert="", key="", kubeconfig=str(tmp_path / "missing")))
+        await open_view(kubeconfig=str(tmp_path / "missing"))
 
 
 def _complete_pod(name: str) -> dict:

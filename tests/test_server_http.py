@@ -25,15 +25,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import POLICIES, fixture_review, golden_case_params
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest
 from webhook.core.response import MAX_WARNING_CHARS
 from webhook.policy.loader import SourceDoc, build_policy_set, load_policies
-from webhook.policytest import Suite, core_evaluator, run_suite
+from webhook.actions.policy_test import Suite, core_evaluator, run_suite
 from webhook.server.app import WebhookContext, create_app
-from webhook.server.cluster_view import StaticClusterView
+from webhook.views.files import StaticClusterView
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 
@@ -144,7 +144,7 @@ async def test_golden_case_through_http(aiohttp_client, suites, path: Path, inde
     result = run_suite(Suite(suite.name, suite.source, suite.policies, suite.state_objects, [case]), evaluator)[0]
     assert result.passed, "\n".join(result.failures)
     core = result.decision
-    ctx = make_context(suite.policies, StaticClusterView.of(captured["state"]), today=lambda: case.request.today)
+    ctx = make_context(suite.policies, StaticClusterView.copy_of(captured["state"]), today=lambda: case.request.today)
     client = await aiohttp_client(create_app(ctx))
 
     sent = review_for(case.request, uid=f"golden-{index}")

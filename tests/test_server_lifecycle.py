@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import POLICIES, fixture_review, run_cli
 from tests.test_server_http import pod, review
 from tests.test_server_reload import CPU_LIMITS, client_context, samples, settings_for
-from webhook.certs import generate_self_signed
+from webhook.actions.certs import generate_self_signed
 from webhook.server.runner import WebhookServer
 
 

@@ -19,7 +19,7 @@ from tests.test_server_http import (
     review,
     unfixable_pod,
 )
-from webhook.core.cluster_state import InMemoryClusterState
+from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.request import from_review
 from webhook.server import logs

@@ -18,9 +18,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_server_http import pod, post, review
-from webhook.certs import generate_self_signed
+from webhook.actions.certs import generate_self_signed
 from webhook.server.app import WebhookContext, create_app
-from webhook.server.cluster_view import StaticClusterView
+from webhook.views.files import StaticClusterView
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.runner import WebhookServer

@@ -1,14 +1,8 @@
 """`tenantguard audit`: which live pods break the policies, and which lack their defaults?
 
-Reads the cluster once (paged lists of Namespaces, NetworkPolicies,
-ResourceQuotas and Pods, through the official client), then judges every
-running or pending pod AS IT IS, as ``/validate`` would judge it were it created
-now: the rules against the snapshot (the pod's own usage is not counted twice
-against quota), never our defaults, which a live pod either carries or does not.
-Separately, it reports **drift**: what ``/mutate`` would still change on the pod
-(a pod created while the mutating webhook was down or timed out, which fails
-open, or before a default was added to the policy). Terminal pods and system
-namespaces are skipped.
+Reads the cluster once and judges every running or pending pod as it is, as ``/validate``
+would judge it; what ``/mutate`` would still change is reported apart as drift
+(webhook.actions.audit). Prints a table (or ``-o json``).
 
 Exit codes: 0 nothing would be denied; 1 at least one pod would be; 2 bad
 policies or the cluster cannot be read. Drift alone does not fail.
@@ -17,20 +11,13 @@ policies or the cluster cannot be read. Drift alone does not fail.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-from webhook.cli.common import EXIT_DENIED, EXIT_OK, fail, load_policy_set
-from webhook.cli.report import Paint, use_colour
-from webhook.core.engine import evaluate
-from webhook.core.patch import PatchOp
-from webhook.core.pipeline import judge as judge_request
-from webhook.core.request import from_manifest
-from webhook.dryrun import Result
+from webhook.actions.audit import Audited, audit, summary
+from webhook.cli.common import EXIT_DENIED, EXIT_OK, load_policy_set
+from webhook.cli.output import Paint, use_colour
 
 NAME = "audit"
 
@@ -46,48 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", choices=("table", "json"), default="table")
     parser.add_argument("--all", action="store_true", help="list allowed pods too (table)")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-
-
-def _api(args: argparse.Namespace):
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    if args.in_cluster:
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        config.load_kube_config(config_file=args.kubeconfig, context=args.context,
-                                client_configuration=configuration)
-    return client.ApiClient(configuration)
-
-
-def _live(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-
-
-@dataclass(slots=True)
-class Audited(Result):
-    """A live pod's verdict as it is, and ``drift``: the ops ``/mutate`` would still apply to it."""
-
-    drift: list[PatchOp] = dataclasses.field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in Result.as_json(self).items() if k not in ("object", "patch")}
-        out["drift"] = [op.as_json() for op in self.drift]
-        return out
-
-
-def judge(snapshot, policies, namespaces: list[str], today: date) -> list[Audited]:
-    results = []
-    for pod in sorted(snapshot.pods, key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"])):
-        ns = pod["metadata"].get("namespace", "")
-        if not _live(pod) or (namespaces and ns not in namespaces):
-            continue
-        # judged as a dry-run CREATE: never added to the snapshot (its own usage is already in it)
-        request = dataclasses.replace(from_manifest(pod, default_namespace=ns, today=today), dry_run=True)
-        decision = judge_request(request, policies, snapshot.state, mutate=False)
-        drift = evaluate(request, policies, snapshot.state, validate=False).patch
-        results.append(Audited(request, decision, pod, drift))
-    return results
 
 
 def write_table(results: list[Audited], show_all: bool, colour: bool) -> None:
@@ -127,26 +72,17 @@ def write_table(results: list[Audited], show_all: bool, colour: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.cluster.snapshot import take_snapshot
+    from webhook.views.snapshot import connect, take_snapshot
 
+    policies = load_policy_set(args.policies)
+    api = connect(kubeconfig=args.kubeconfig, context=args.context, in_cluster=args.in_cluster)
     try:
-        policies = load_policy_set(args.policies)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        api = _api(args)
-        try:
-            snapshot = take_snapshot(api)
-        finally:
-            api.close()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach or read the cluster
-        return fail(f"cannot read the cluster: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}")
-    results = judge(snapshot, policies, args.namespace, date.today())
+        snapshot = take_snapshot(api)
+    finally:
+        api.close()
+    results = audit(snapshot, policies, args.namespace, today=date.today())
     if args.output == "json":
-        doc = {"results": [r.as_json() for r in results],
-               "summary": {"allowed": sum(r.decision.allowed for r in results),
-                           "denied": sum(not r.decision.allowed for r in results),
-                           "drift": sum(bool(r.drift) for r in results)}}
+        doc = {"results": [r.as_json() for r in results], "summary": summary(results)}
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:
         write_table(results, args.all, use_colour(sys.stdout, args.color))

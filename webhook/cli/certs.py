@@ -21,8 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from webhook.certs import CertBundle, CertError, CertOptions, ca_bundle, ensure_certificates, secret_manifest
-from webhook.yamlio import dump
+from webhook.actions.certs import CertBundle, CertError, CertOptions, ca_bundle, ensure_certificates, secret_manifest
+from webhook.inputs.yamlio import dump
 
 NAME = "certs"
 HELP = "generate a CA and serving certificate for the webhook"
@@ -81,12 +81,8 @@ def run(args: argparse.Namespace) -> int:
             rotate_ca=args.rotate_ca,
         )
         bundle = ensure_certificates(options, args.out)
-    except CertError as exc:
-        print(f"tenantguard certs: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"tenantguard certs: {exc.filename or args.out}: {exc.strerror}", file=sys.stderr)
-        return 2
+        raise CertError(f"{exc.filename or args.out}: {exc.strerror}") from None
     requested_end = bundle.ca_not_after
     if bundle.not_after >= requested_end:
         print(

@@ -15,11 +15,11 @@ import argparse
 import sys
 from datetime import date
 
-from webhook import dryrun
-from webhook.cli import report
-from webhook.cli.common import fail, load_policy_set, load_state
-from webhook.manifests import read_objects
-from webhook.yamlio import InputError
+from webhook.actions import dry_run as dryrun
+from webhook.cli import output
+from webhook.cli.common import EXIT_DENIED, EXIT_OK, load_policy_set
+from webhook.views.files import load_state
+from webhook.inputs.manifests import read_objects
 
 NAME = "dry-run"
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="existing Pods/Namespaces/ResourceQuotas/NetworkPolicies (YAML stream; repeatable)")
     parser.add_argument("--namespace", "-n", default="default",
                         help="namespace for objects that name none (default: default)")
-    parser.add_argument("--output", "-o", choices=report.FORMATS, default="table",
+    parser.add_argument("--output", "-o", choices=output.FORMATS, default="table",
                         help="table (default), json, yaml, diff (unified YAML diff), patch (RFC 6902, one line "
                              "per object)")
     parser.add_argument("--user", default="", help="requesting user name (for exemptions)")
@@ -44,22 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     policies = load_policy_set(args.policies)
     state = load_state(args.cluster_state)
-    try:
-        items = read_objects(args.inputs)
-        results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
-                             username=args.user, groups=tuple(args.group), mutate=not args.validate_only)
-    except InputError as exc:
-        return fail(str(exc))
+    items = read_objects(args.inputs)
+    results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
+                         username=args.user, groups=tuple(args.group), mutate=not args.validate_only)
     pipeline = dryrun.VALIDATE_ONLY if args.validate_only else dryrun.PIPELINE
-    report.write(results, args.output, sys.stdout, args.color, pipeline=pipeline)
-    return 1 if any(not r.decision.allowed for r in results) else 0
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return run_command(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    output.write(results, args.output, sys.stdout, args.color, pipeline=pipeline)
+    return EXIT_DENIED if any(not r.decision.allowed for r in results) else EXIT_OK

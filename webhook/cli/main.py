@@ -1,10 +1,15 @@
 """`tenantguard` entry point.
 
 Each subcommand lives in its own module under ``webhook.cli`` exposing
-``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; it is
-imported only when chosen, so `tenantguard dry-run` never pays for aiohttp.
+``NAME``, ``add_arguments(parser)`` and ``run(args) -> int``; it is imported
+only when chosen, so `tenantguard dry-run` never pays for aiohttp. A module
+only parses arguments and prints; what the command does is in its twin under
+``webhook.actions``.
+
 Exit codes follow the dry-run contract: 0 fine, 1 a policy verdict went
-against the input, 2 bad input or bad policy.
+against the input, 2 bad input, bad flags or bad policy. Errors are caught
+here, once: a :class:`webhook.core.errors.TenantguardError` prints its lines
+on stderr and exits with its code; anything else is a bug (a traceback).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
+from webhook.core.errors import TenantguardError
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -60,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(module.run(args))  # type: ignore[attr-defined]
+    except TenantguardError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

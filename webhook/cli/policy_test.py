@@ -9,9 +9,9 @@ import argparse
 import sys
 from datetime import date
 
-from webhook.cli.common import fail
-from webhook.cli.report import Paint, use_colour
-from webhook.policytest import SuiteError, load_suite, run_suite, suite_files
+from webhook.actions.policy_test import SuiteError, load_suite, run_suite, suite_files
+from webhook.cli.common import EXIT_DENIED, EXIT_OK
+from webhook.cli.output import Paint, use_colour
 
 NAME = "test"
 
@@ -25,16 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     files = suite_files(args.paths)
     if not files:
-        return fail(f"no PolicyTest suites found in {' '.join(args.paths)}")
+        raise SuiteError(f"no PolicyTest suites found in {' '.join(args.paths)}")
     paint = Paint(use_colour(sys.stdout, args.color))
 
     passed = failed = 0
     for path in files:
-        try:
-            suite = load_suite(path, today=date.today())
-            results = run_suite(suite)
-        except SuiteError as exc:
-            return fail(str(exc))
+        suite = load_suite(path, today=date.today())
+        results = run_suite(suite)
         for result in results:
             if result.passed:
                 passed += 1
@@ -46,4 +43,4 @@ def run(args: argparse.Namespace) -> int:
                 for line in result.failures:
                     print(f"      {line}")
     print(f"{passed + failed} cases: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return EXIT_DENIED if failed else EXIT_OK

@@ -11,7 +11,7 @@ network).
 
 Exit codes: 0 rendered; 2 bad policy, bad flags, unreadable cluster state or
 cluster, or policies that cannot be rendered into valid objects. See
-:mod:`webhook.render` for what is emitted.
+:mod:`webhook.actions.render` for what is emitted.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import json
 import sys
 from collections.abc import Mapping
 
-from webhook.cli.common import EXIT_OK, fail, load_policy_set, load_state
-from webhook.core.cluster_state import InMemoryClusterState
-from webhook.render import PARTS, RenderError, parse_parts, render
-from webhook.yamlio import dump_all
+from webhook.actions.render import PARTS, parse_parts, render
+from webhook.cli.common import EXIT_OK, UsageError, load_policy_set
+from webhook.inputs.yamlio import dump_all
+from webhook.views.files import load_state
 
 NAME = "render"
 
@@ -56,79 +56,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="yaml: a multi-document stream (default); json: one v1 List")
 
 
-def _labels(state: InMemoryClusterState) -> dict[str, Mapping[str, str]]:
-    return {name: state.namespace_labels(name) or {} for name in state.namespaces()}
+def _live_namespaces(args: argparse.Namespace) -> tuple[dict[str, Mapping[str, str]], list[str]]:
+    from webhook.views.snapshot import connect, read_namespaces
 
-
-def _terminating(item: Mapping[str, object]) -> bool:
-    meta = item.get("metadata")
-    status = item.get("status")
-    return (isinstance(meta, dict) and bool(meta.get("deletionTimestamp"))) or \
-        (isinstance(status, dict) and status.get("phase") == "Terminating")
-
-
-def live_namespaces(args: argparse.Namespace) -> dict[str, Mapping[str, str]]:
-    """The live Namespaces and their labels, one paged list through the official client (as audit connects)."""
-    from kubernetes import client
-
-    from webhook.cli.audit import _api
-    from webhook.cluster.snapshot import list_items
-
-    api = _api(args)
-    state = InMemoryClusterState()
+    api = connect(kubeconfig=args.kubeconfig, context=args.context, in_cluster=args.in_cluster)
     try:
-        for item in list_items(client.CoreV1Api(api).list_namespace):
-            if _terminating(item):
-                name = (item.get("metadata") or {}).get("name")
-                print(f"note: namespace {name} is terminating; nothing rendered for it", file=sys.stderr)
-                continue
-            state.add_object(dict(item, kind="Namespace"))
+        return read_namespaces(api)
     finally:
         api.close()
-    return _labels(state)
-
-
-def _why(exc: Exception) -> str:
-    """One line: the API server's status and message, or the first line of any other error."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, int):
-        message = ""
-        try:
-            body = json.loads(getattr(exc, "body", None) or "{}")
-            message = str(body.get("message") or "") if isinstance(body, dict) else ""
-        except ValueError:
-            pass
-        reason = str(getattr(exc, "reason", "") or "")
-        return " ".join(f"HTTP {status} {reason}".split()) + (f": {message}" if message else "")
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
 def run(args: argparse.Namespace) -> int:
     live = bool(args.kubeconfig or args.in_cluster or args.context)
     if args.cluster_state and live:
-        return fail("--cluster-state and --kubeconfig/--context/--in-cluster exclude each other: read the "
-                    "namespaces from files or from the live cluster")
+        raise UsageError("--cluster-state and --kubeconfig/--context/--in-cluster exclude each other: read the "
+                         "namespaces from files or from the live cluster")
     if args.in_cluster and (args.kubeconfig or args.context):
-        return fail("--in-cluster uses the pod's service account; it takes no --kubeconfig or --context")
+        raise UsageError("--in-cluster uses the pod's service account; it takes no --kubeconfig or --context")
     parts = frozenset().union(*args.only) if args.only else frozenset(PARTS)
-    try:
-        policies = load_policy_set(args.policies)
-        namespaces: dict[str, Mapping[str, str]] | None = None
-        if args.cluster_state:
-            namespaces = _labels(load_state(args.cluster_state))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    if live:
-        try:
-            namespaces = live_namespaces(args)
-        except Exception as exc:  # noqa: BLE001 - any failure to reach or read the cluster
-            return fail(f"cannot read the cluster's namespaces: {_why(exc)}")
-    try:
-        result = render(policies, args.tenant, namespaces=namespaces, parts=parts)
-    except RenderError as exc:
-        return fail(str(exc))
-    for note in result.notes:
+    policies = load_policy_set(args.policies)
+    namespaces: dict[str, Mapping[str, str]] | None = None
+    notes: list[str] = []
+    if args.cluster_state:
+        state = load_state(args.cluster_state)
+        namespaces = {name: state.namespace_labels(name) or {} for name in state.namespaces()}
+    elif live:
+        namespaces, notes = _live_namespaces(args)
+    result = render(policies, args.tenant, namespaces=namespaces, parts=parts)
+    for note in notes + result.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.output == "json":
         doc = {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": result.objects}

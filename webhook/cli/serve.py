@@ -9,7 +9,7 @@ path is printed with ready-to-paste curl commands. Logs are JSON lines on stderr
 
 Exit codes: 0 stopped by SIGTERM/SIGINT after draining; 2 bad policies or flags (every
 error on stderr, as `tenantguard lint` prints them); 1 could not serve (port in use,
-unreadable certificate, ...). See docs/server.md.
+unreadable certificate, ...): a StartError. See docs/server.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from webhook.actions.certs import CertError
+from webhook.cli.common import EXIT_OK, UsageError
+from webhook.server.errors import StartError
 from webhook.server.settings import ServerSettings
 
 NAME = "serve"
@@ -87,12 +90,12 @@ def _local_host(host: str) -> str:
 
 
 def _throwaway(args: argparse.Namespace, out: Path) -> tuple[Path, Path, Path, Path]:
-    from webhook.server.tls import throwaway_pair
+    from webhook.actions.certs import generate_self_signed
 
     hosts = ["localhost", "127.0.0.1", "::1"]
     if _local_host(args.host) not in hosts:
         hosts.append(_local_host(args.host))
-    ca, cert, key = throwaway_pair(hosts, out)
+    ca, cert, key = generate_self_signed(hosts, out)
     sample = out / "review.json"
     sample.write_text(json.dumps({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
@@ -127,9 +130,7 @@ def _banner(url: str, ca: Path | None, sample: Path | None, policies: list[str],
 def run(args: argparse.Namespace) -> int:
     errors = _flag_errors(args)
     if errors:
-        for e in errors:
-            print(f"tenantguard serve: {e}", file=sys.stderr)
-        return 2
+        raise UsageError("\n".join(errors))
     scratch: Path | None = None  # the throwaway pair's own directory, removed at exit
     if not args.cert and args.tls_dir is None:
         scratch = Path(tempfile.mkdtemp(prefix="tenantguard-tls-"))
@@ -146,13 +147,12 @@ def _serve(args: argparse.Namespace, scratch: Path | None) -> int:
     ca = sample = None
     cert, key = args.cert, args.key
     if not cert:
+        out = args.tls_dir or scratch
+        assert out is not None  # run() made the scratch directory when --tls-dir was not given
         try:
-            out = args.tls_dir or scratch
-            assert out is not None  # run() made the scratch directory when --tls-dir was not given
             ca, cert_path, key_path, sample = _throwaway(args, out)
-        except Exception as exc:  # noqa: BLE001 - CertError, OSError: say it, exit 1
-            print(f"tenantguard serve: cannot write a throwaway certificate: {exc}", file=sys.stderr)
-            return 1
+        except (OSError, CertError) as exc:
+            raise StartError(f"cannot write a throwaway certificate: {exc}") from None
         cert, key = str(cert_path), str(key_path)
     settings = ServerSettings(
         policies=tuple(args.policies), cert=cert, key=key, host=args.host, port=args.port, workers=args.workers,
@@ -166,24 +166,10 @@ def _serve(args: argparse.Namespace, scratch: Path | None) -> int:
         print(_banner(f"https://{_local_host(args.host)}:{port}", ca, sample, args.policies, settings.workers),
               flush=True)
 
-    try:
-        if settings.workers == 1:
-            runner.run(settings, on_started=lambda server: announce(server.port))
-            return 0
-        _preflight(settings)
-        from webhook.server import workers
+    if settings.workers == 1:
+        runner.run(settings, on_started=lambda server: announce(server.port))
+        return EXIT_OK
+    runner.preflight(settings)
+    from webhook.server import workers
 
-        return workers.supervise(settings, on_started=lambda: announce(settings.port))
-    except Exception as exc:  # noqa: BLE001 - a refusal to start, reported like the other subcommands
-        for line in runner.describe_start_failure(exc):
-            print(line, file=sys.stderr)
-        return runner.exit_code_for(exc)
-
-
-def _preflight(settings: ServerSettings) -> None:
-    """Refuse to start N workers on policies or a certificate none of them could load."""
-    from webhook.policy.loader import load_policies
-    from webhook.server.tls import CertReloader
-
-    load_policies(settings.policies)
-    CertReloader(settings.cert, settings.key, client_ca=settings.client_ca).load()
+    return workers.supervise(settings, on_started=lambda: announce(settings.port))

@@ -15,6 +15,7 @@ from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from webhook.core.errors import TenantguardError
 from webhook.core.selectors import LabelSelector, glob_match, is_glob
 
 if TYPE_CHECKING:
@@ -125,7 +126,9 @@ class CompiledPolicy:
     validators: tuple[Validator, ...] = ()
     exemptions: tuple[Exemption, ...] = ()
     shared_namespaces: tuple[str, ...] = ()  # outside the tenant, reachable by affinity / network peers
-    spec: Mapping[str, Any] = field(default_factory=dict, compare=False)  # the validated spec, for render/lint
+    # the validated policy document it was compiled from (webhook.policy.schema), opaque to the core: what
+    # render and lint read, typed, instead of re-reading the YAML
+    document: object = field(default=None, compare=False)
 
     @property
     def is_tenant(self) -> bool:
@@ -138,7 +141,7 @@ class CompiledPolicy:
         return None
 
 
-class TenantConflict(Exception):
+class TenantConflict(TenantguardError):
     """A namespace is claimed by more than one TenantPolicy (only possible at run time through labels)."""
 
     def __init__(self, namespace: str, tenants: list[str]):

@@ -23,6 +23,8 @@ from decimal import MAX_EMAX, MIN_EMIN, ROUND_UP, Context, Decimal
 from functools import lru_cache
 from typing import Literal
 
+from webhook.core.errors import TenantguardError
+
 __all__ = [
     "MAX_INT64",
     "Format",
@@ -86,7 +88,7 @@ _JSON_TRIMMED_SPACE = " \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u
     "\u2028\u2029\u202f\u205f\u3000"
 
 
-class QuantityError(ValueError):
+class QuantityError(TenantguardError, ValueError):
     """A value the Kubernetes API server would refuse as a resource.Quantity."""
 
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from webhook.core.errors import TenantguardError
 
-class ReviewError(ValueError):
+
+class ReviewError(TenantguardError, ValueError):
     """The review itself is malformed (not an AdmissionReview, wrong types, ...): an HTTP 400, not a denial."""
 
 

@@ -146,5 +146,5 @@ def compile_policy(doc: schema.PolicyDoc, source: str) -> CompiledPolicy:
             for e in spec.exemptions
         ),
         shared_namespaces=tuple(spec.rules.sharedNamespaces),
-        spec=spec.model_dump(mode="json", exclude_none=True),
+        document=spec,
     )

@@ -27,22 +27,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from webhook.core.errors import TenantguardError
 from webhook.core.plan import CompiledPolicy, PolicySet
 from webhook.core.selectors import glob_match, globs_overlap, is_glob
 from webhook.policy import schema
 from webhook.policy.compile import compile_policy
-from webhook.yamlio import InputError, document_files, load_documents
+from webhook.inputs.yamlio import InputError, document_files, load_documents
 
 _TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
 _MODEL_NAMES = {name for name, obj in vars(schema).items() if isinstance(obj, type)}
 
 
-class PolicyError(Exception):
+class PolicyError(TenantguardError):
     """One or more policy files are invalid; ``errors`` holds one line per problem."""
 
     def __init__(self, errors: list[str]):
         super().__init__("\n".join(errors))
         self.errors = errors
+
+    def lines(self) -> list[str]:
+        return [f"error: {line}" for line in self.errors]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,14 @@ One module per concept, each small enough to read in one sitting::
     admission.py     THE function the server wraps: endpoint + review dict -> response dict (core only)
     app.py           aiohttp application: routes, HTTP-level checks (content type, size, JSON), metrics, logs
     policy_store.py  the live PolicySet: polled hot reload, ConfigMap symlink swaps, last good set kept
-    tls.py           the live SSLContext: cert/key reloaded in place, throwaway self-signed pair
-    cluster_view.py  the cluster view the engine reads: static (in memory) or watch-backed (webhook.cluster)
+    tls.py           the live SSLContext: cert/key reloaded in place
     metrics.py       Prometheus metrics on a private registry (multiprocess-aware)
     logs.py          structured JSON logs, one line per admission
     runner.py        WebhookServer (async context manager: start, drain, stop) and one process's main
     workers.py       `--workers N`: N processes on one port (SO_REUSEPORT), signals forwarded
+
+The cluster view the engine reads (a fixed snapshot, or list+watch of the live cluster) is
+opened from webhook.views.
 
 Two error families, as kopf draws them:
 

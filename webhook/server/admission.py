@@ -36,7 +36,7 @@ from webhook.core.pipeline import judge
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, from_review
 from webhook.core.response import admission_response, error_response
-from webhook.server.cluster_view import ClusterView
+from webhook.views import ClusterView
 
 __all__ = ["MUTATE", "VALIDATE", "Endpoint", "Outcome", "admit", "rule_ids", "warned_rule_ids"]
 

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from webhook.core.request import ReviewError
 from webhook.server.admission import MUTATE, VALIDATE, Endpoint, Outcome, admit, rule_ids, warned_rule_ids
-from webhook.server.cluster_view import ClusterView
+from webhook.views import ClusterView
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import MAX_BODY_BYTES
@@ -83,12 +83,9 @@ class WebhookContext:
             return False, "draining"
         if not self.policies.loaded:
             return False, "policies not loaded"
-        if not self.view.ready:
-            if not self.view.synced:
-                return False, "cluster view not synced"
-            stale = getattr(self.view, "stale_kinds", None)
-            kinds = ", ".join(stale()) if callable(stale) else ""
-            return False, f"cluster view stale ({kinds})" if kinds else "cluster view stale"
+        health = self.view.health()
+        if not health.ready:
+            return False, health.reason()
         body = f"ok (policies {self.policies.generation}"
         failure = self.policies.last_failure
         if failure is not None:
@@ -209,7 +206,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    ctx.metrics.set_view(ctx.view.synced, ctx.view.synced and not ctx.view.ready)
+    ctx.metrics.observe_view(ctx.view.health())
     return web.Response(body=ctx.metrics.render(), headers={"Content-Type": ctx.metrics.content_type})
 
 

@@ -21,6 +21,13 @@
 ``tenantguard_cluster_view_synced``                                1 when the cluster view is synced
 ``tenantguard_cluster_view_stale``                                 1 when a synced view's watch has been down
                                                                    or silent too long (its data may be old)
+``tenantguard_cluster_view_relists{kind}``                         lists forced by 410 Gone or a silent watch
+``tenantguard_cluster_view_watch_errors{kind}``                    watch/list failures (each retried)
+``tenantguard_cluster_view_last_heard_seconds{kind}``              since the kind's list or watch last said
+                                                                   something (an event, a bookmark, a list)
+``tenantguard_cluster_view_last_resync_seconds{kind}``             how long the last relist after a 410 took
+``tenantguard_cluster_view_reservations``                          admitted pods counted until watched
+``tenantguard_cluster_view_unparseable_pods``                      pods whose resources do not parse
 =============================================================  =========================================
 
 ``tenant`` is the TenantPolicy name ("" when no tenant claims the namespace): bounded by
@@ -47,6 +54,7 @@ from prometheus_client import (
 )
 
 from webhook.core.plan import PolicySet
+from webhook.views.health import ViewHealth
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5)
@@ -96,6 +104,20 @@ class Metrics:
         self.cluster_stale = Gauge("tenantguard_cluster_view_stale",
                                    "1 when a watch of the cluster view has been down or silent too long.",
                                    registry=reg, multiprocess_mode="livemax")
+        view_gauge = {"registry": reg, "multiprocess_mode": "livemax"}
+        self.view_relists = Gauge("tenantguard_cluster_view_relists", "Lists forced by 410 Gone or a silent watch.",
+                                  ["kind"], **view_gauge)
+        self.view_errors = Gauge("tenantguard_cluster_view_watch_errors", "List/watch failures, each retried.",
+                                 ["kind"], **view_gauge)
+        self.view_heard = Gauge("tenantguard_cluster_view_last_heard_seconds",
+                                "Seconds since the kind's list or watch last delivered anything.", ["kind"],
+                                **view_gauge)
+        self.view_resync = Gauge("tenantguard_cluster_view_last_resync_seconds",
+                                 "Duration of the last relist after a 410 Gone.", ["kind"], **view_gauge)
+        self.view_reservations = Gauge("tenantguard_cluster_view_reservations",
+                                       "Admitted pods counted until the watch reports them.", **view_gauge)
+        self.view_unparseable = Gauge("tenantguard_cluster_view_unparseable_pods",
+                                      "Pods whose resources do not parse (counted as one pod each).", **view_gauge)
         self._generation: str | None = None
 
     # --- listeners (PolicyStore, CertReloader, cluster view) -------------------------------------
@@ -117,9 +139,19 @@ class Metrics:
         if ok and not_after is not None:
             self.cert_expiry.set(not_after)
 
-    def set_view(self, synced: bool, stale: bool) -> None:
-        self.cluster_synced.set(1 if synced else 0)
-        self.cluster_stale.set(1 if stale else 0)
+    def observe_view(self, health: ViewHealth) -> None:
+        """Copy the cluster view's health (the object /readyz reads) into the gauges."""
+        self.cluster_synced.set(1 if health.synced else 0)
+        self.cluster_stale.set(1 if health.synced and not health.ready else 0)
+        self.view_reservations.set(health.reservations)
+        self.view_unparseable.set(health.unparseable_pods)
+        for kind in health.kinds:
+            self.view_relists.labels(kind.kind).set(kind.relists)
+            self.view_errors.labels(kind.kind).set(kind.watch_errors)
+            if kind.last_heard_seconds is not None:
+                self.view_heard.labels(kind.kind).set(kind.last_heard_seconds)
+            if kind.last_resync_seconds is not None:
+                self.view_resync.labels(kind.kind).set(kind.last_resync_seconds)
 
     # --- exposition -------------------------------------------------------------------------------
     def render(self) -> bytes:

@@ -23,14 +23,18 @@ import gc
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, Self
 
 from aiohttp import web
 
+from webhook.core.errors import TenantguardError
 from webhook.server.app import WebhookContext, create_app
-from webhook.server.cluster_view import ClusterView, StaticClusterView, open_view
+from webhook.server.errors import start_error
+from webhook.views import ClusterView, open_view
+from webhook.views.files import StaticClusterView
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import ServerSettings
@@ -85,14 +89,19 @@ class WebhookServer:
         return self.context.readiness()[0]
 
     async def start(self) -> None:
-        """Load, listen, watch. Raises PolicyError / OSError / ssl.SSLError when it cannot serve."""
+        """Load, listen, watch. Raises PolicyError (bad policies) or StartError (port, certificate) when it cannot."""
         if not self.policies.loaded:
             self.policies.load()
-        ssl_context = self.certs.load()
+        try:
+            ssl_context = self.certs.load()
+        except (OSError, ssl.SSLError) as exc:
+            raise start_error(exc) from None
         if self.view is None:
-            self.view = self.context.view = await open_view(self.settings)
+            self.view = self.context.view = await open_view(
+                cluster_state=self.settings.cluster_state, kubeconfig=self.settings.kubeconfig,
+                in_cluster=self.settings.in_cluster, ledger_dir=self.settings.ledger_dir)
         await self.view.start()
-        self.metrics.set_view(self.view.synced, self.view.synced and not self.view.ready)
+        self.metrics.observe_view(self.view.health())
         runner = web.AppRunner(create_app(self.context), handle_signals=False, access_log=None,
                                shutdown_timeout=CLEANUP_TIMEOUT)
         await runner.setup()
@@ -100,9 +109,11 @@ class WebhookServer:
                            reuse_port=self.settings.workers > 1 or None, backlog=1024)
         try:
             await site.start()
-        except BaseException:
+        except BaseException as exc:
             await runner.cleanup()
             await self.view.stop()
+            if isinstance(exc, OSError):
+                raise start_error(exc) from None
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
@@ -148,7 +159,7 @@ class WebhookServer:
 
     def _synced_step(self) -> None:
         if self.view is not None:
-            self.metrics.set_view(self.view.synced, self.view.synced and not self.view.ready)
+            self.metrics.observe_view(self.view.health())
 
     def _parent_step(self) -> None:
         parent = self.settings.parent_pid
@@ -258,24 +269,15 @@ def run(settings: ServerSettings, on_started: Callable[[WebhookServer], None] | 
         runner.run(serve(settings, on_started))
 
 
-def exit_code_for(exc: BaseException) -> int:
-    """How `tenantguard serve` reports a failure to start (2: bad input, 1: environment)."""
-    from webhook.policy.loader import PolicyError
-    from webhook.server.cluster_view import ClusterViewError
+def preflight(settings: ServerSettings) -> None:
+    """Refuse to start N workers on policies or a certificate none of them could load."""
+    from webhook.policy.loader import load_policies
 
-    if isinstance(exc, (PolicyError, ClusterViewError)):
-        return 2
-    return 1
-
-
-def describe_start_failure(exc: BaseException) -> list[str]:
-    from webhook.policy.loader import PolicyError
-
-    if isinstance(exc, PolicyError):
-        return [f"error: {line}" for line in exc.errors]
-    if isinstance(exc, OSError) and exc.filename:
-        return [f"tenantguard serve: {exc.filename}: {exc.strerror}"]
-    return [f"tenantguard serve: {exc}"]
+    load_policies(settings.policies)
+    try:
+        CertReloader(settings.cert, settings.key, client_ca=settings.client_ca).load()
+    except (OSError, ssl.SSLError) as exc:
+        raise start_error(exc) from None
 
 
 def main_for_worker(settings: ServerSettings, ready: Any = None) -> None:
@@ -288,7 +290,7 @@ def main_for_worker(settings: ServerSettings, ready: Any = None) -> None:
     logs.configure(settings.log_level)
     try:
         run(settings, on_started=None if ready is None else lambda server: ready.put(settings.worker_index))
-    except Exception as exc:  # noqa: BLE001 - report and exit like the single-process server
-        for line in describe_start_failure(exc):
+    except TenantguardError as exc:  # report and exit like the single-process server
+        for line in exc.lines():
             print(line, file=sys.stderr)
-        raise SystemExit(exit_code_for(exc)) from None
+        sys.exit(exc.exit_code)

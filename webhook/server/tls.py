@@ -11,8 +11,8 @@ certificate) and only then loaded into the live context from that same copy. A
 half-written pair (the key not yet replaced) is refused and retried on the next change,
 so the live context is never left with a certificate whose key it lacks.
 
-Without ``--cert/--key`` the CLI asks :func:`throwaway_pair` for a self-signed pair
-(``webhook.certs.generate_self_signed``) for a local trial.
+Without ``--cert/--key`` the CLI makes a throwaway self-signed pair for a local trial
+(``webhook.actions.certs.generate_self_signed``) and hands its files to the server.
 """
 
 from __future__ import annotations
@@ -128,10 +128,3 @@ class CertReloader:
         log.error("serving certificate not reloaded; keeping the current one",
                   extra={"event": "tls_reload", "result": "failure", "error": why})
         return False
-
-
-def throwaway_pair(hosts: list[str], out_dir: Path) -> tuple[Path, Path, Path]:
-    """A self-signed CA + serving pair for ``hosts`` in ``out_dir``: (ca.crt, tls.crt, tls.key)."""
-    from webhook.certs import generate_self_signed  # lazily: cryptography's x509 builders
-
-    return generate_self_signed(hosts, out_dir)

@@ -14,7 +14,7 @@ The parent:
   ``$TMPDIR``) before the workers start, so any worker's ``/metrics`` reports all of them,
   and removes it at exit;
 - with a watched cluster view, creates the directory of the reservation ledger the workers
-  share (``webhook.cluster.ledger.FileLedger``: a burst of creations spread over N workers
+  share (``webhook.views.ledger.FileLedger``: a burst of creations spread over N workers
   is judged as one worker would judge it, so a tenant's quota is not spent N times), and
   removes it at exit;
 - forwards SIGTERM/SIGINT to every worker (each drains as a single process does) and waits

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from webhook.core.errors import TenantguardError
+
 try:
     _Loader: type = yaml.CSafeLoader
     _Dumper: type = yaml.CSafeDumper
@@ -23,7 +25,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
 DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-class InputError(Exception):
+class InputError(TenantguardError):
     """A file or document that cannot be read (exit code 2)."""
 
 

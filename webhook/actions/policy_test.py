@@ -13,14 +13,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from webhook.core.cluster_state import InMemoryClusterState, StateError
+from webhook.core.errors import TenantguardError
+from webhook.views.memory import InMemoryClusterState
+from webhook.core.cluster_state import StateError
 from webhook.core.decision import Decision
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, ReviewError, from_manifest, from_review
-from webhook.dryrun import admit
-from webhook.manifests import parse_text, read_objects
+from webhook.actions.dry_run import admit
+from webhook.inputs.manifests import parse_text, read_objects
 from webhook.policy.loader import PolicyError, SourceDoc, build_policy_set, read_documents
-from webhook.yamlio import InputError, document_files, load_documents
+from webhook.inputs.yamlio import InputError, document_files, load_documents
 
 KIND = "PolicyTest"
 EXPECT_KEYS = {"allowed", "violations", "patch", "patchContains", "warnings", "tenant"}
@@ -30,7 +32,7 @@ VIOLATION_KEYS = {"policy", "rule", "check", "container", "field", "message", "m
                   "actual", "required"}
 
 
-class SuiteError(Exception):
+class SuiteError(TenantguardError):
     """A suite file is malformed (exit code 2)."""
 
 

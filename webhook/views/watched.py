@@ -32,14 +32,16 @@ from typing import Any, Self
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from webhook.cluster.ledger import Ledger, LocalLedger, Reservation
-from webhook.cluster.reflector import Reflector, ReflectorSettings, Resource
-from webhook.cluster.store import ClusterStore, Usage
+from webhook.views.health import KindHealth, ViewHealth
+from webhook.views.ledger import FileLedger, Ledger, LocalLedger, Reservation
+from webhook.views.reflector import Reflector, ReflectorSettings, Resource
+from webhook.views.store import ClusterStore, Usage
 from webhook.core.decision import Decision
 from webhook.core.plan import RESIZE
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError, exact_add
 from webhook.core.request import AdmissionRequest
+from webhook.views import ClusterViewError
 
 RESOURCES = ("pods", "namespaces", "resourcequotas", "networkpolicies")
 
@@ -152,32 +154,35 @@ class WatchedClusterState:
         return bool(self.stale_kinds())
 
     def stale_kinds(self) -> list[str]:
-        now = self.settings.clock()
-        silence = self.settings.reflector.silence_timeout
-        out = []
-        for reflector in self.reflectors:
-            if not reflector.status.synced:
-                continue
-            since = reflector.status.disconnected_since
-            heard = self.store.heard(reflector.resource.kind)
-            if (since is not None and now - since > self.settings.stale_after) or (
-                    heard is not None and now - heard > silence):
-                out.append(reflector.resource.plural)
-        return out
+        return list(self.health().stale_kinds)
 
     @property
     def ready(self) -> bool:
         return self.synced and not self.stale
 
-    def status(self) -> dict[str, Any]:
-        """For /readyz bodies and metrics: per kind, the reflector's counters."""
-        return {
-            "synced": self.synced,
-            "stale": self.stale,
-            "pods": self.store.pod_count(),
-            "reservations": len(self.store.reservations()),
-            "kinds": {r.resource.plural: r.status.as_json() for r in self.reflectors},
-        }
+    def health(self) -> ViewHealth:
+        """The view's status for ``/readyz`` and the metrics (see webhook.views.health)."""
+        now = self.settings.clock()
+        silence = self.settings.reflector.silence_timeout
+        kinds = []
+        for reflector in self.reflectors:
+            status = reflector.status
+            since = status.disconnected_since
+            heard = self.store.heard(reflector.resource.kind)
+            heard_age = None if heard is None else now - heard
+            stale = None
+            if status.synced:
+                if since is not None and now - since > self.settings.stale_after:
+                    stale = f"no watch for {now - since:.0f}s"
+                elif heard_age is not None and heard_age > silence:
+                    stale = f"silent for {heard_age:.0f}s"
+            kinds.append(KindHealth(
+                kind=reflector.resource.plural, synced=status.synced, connected=status.connected, stale=stale,
+                lists=status.lists, relists=status.relists, watch_errors=status.errors,
+                last_resync_seconds=status.last_resync_seconds, last_heard_seconds=heard_age))
+        return ViewHealth(synced=all(k.synced for k in kinds), kinds=tuple(kinds),
+                          reservations=len(self.store.reservations()),
+                          unparseable_pods=self.store.unparseable_pods)
 
     # --- usage view (webhook.core.pipeline) --------------------------------------------------------
     @contextmanager
@@ -268,6 +273,20 @@ def _increase(before: Usage, after: Usage) -> dict[str, Decimal]:
     return out
 
 
+async def open_watched(*, kubeconfig: str | None = None, in_cluster: bool = False,
+                       ledger_dir: str | None = None) -> WatchedClusterState:
+    """The server's watched view, not started; ``ledger_dir``: the reservation ledger the workers share.
+    Raises ClusterViewError when the Kubernetes client cannot be configured."""
+    ledger = FileLedger(ledger_dir) if ledger_dir else None
+    try:
+        return await open_cluster_view(kubeconfig=kubeconfig, in_cluster=in_cluster, start=False, ledger=ledger)
+    except Exception as exc:  # ConfigException, OSError, ...: a startup refusal
+        if ledger is not None:
+            ledger.close()
+        source = "--in-cluster" if in_cluster else f"--kubeconfig {kubeconfig or ''}".strip()
+        raise ClusterViewError(f"{source}: cannot configure the Kubernetes client: {exc}") from exc
+
+
 async def open_cluster_view(kubeconfig: str | None = None, in_cluster: bool = False, *,
                             context: str | None = None, settings: ViewSettings | None = None,
                             start: bool = True, ledger: Ledger | None = None) -> WatchedClusterState:
@@ -292,3 +311,7 @@ async def open_cluster_view(kubeconfig: str | None = None, in_cluster: bool = Fa
     if start:
         await view.start()
     return view
+
+
+__all__ = ["ClusterStore", "ReflectorSettings", "ViewSettings", "WatchedClusterState", "open_cluster_view",
+           "open_watched"]

@@ -3,7 +3,7 @@
 A pod admitted by ``/validate`` exists for the API server a moment later, and for the
 cluster view only once its watch reports it. Meanwhile its usage is *reserved*: counted
 in its namespace so that the next creation is judged with it (:class:`Reservation`,
-kept by :class:`webhook.cluster.store.ClusterStore`).
+kept by :class:`webhook.views.store.ClusterStore`).
 
 With ``--workers N`` every worker has its own view, but they answer one Service: a burst
 of creations is spread over them, and each must see the others' reservations, or N

@@ -52,7 +52,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
-from webhook.cluster.store import ClusterStore
+from webhook.views.store import ClusterStore
 
 log = logging.getLogger("tenantguard.cluster")
 GONE = 410

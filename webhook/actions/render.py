@@ -65,12 +65,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from webhook.core.errors import TenantguardError
 from webhook.core.plan import SYSTEM_NAMESPACES, CompiledPolicy, PolicySet, TenantConflict
 from webhook.core.pod_security import LEVELS
 from webhook.core.quantity import canonical, parse_quantity
 from webhook.core.selectors import glob_match, is_glob
 from webhook.core.validators.maxima import split_key
 from webhook.core.validators.network import DNS_NAMESPACE, DNS_POD_LABELS, NAME_LABEL
+from webhook.policy import schema
 
 TENANT_LABEL = "tenantguard.io/tenant"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "tenantguard")
@@ -82,7 +84,7 @@ PARTS: tuple[str, ...] = ("labels", "quota", "limits", "network")
 HOW_TO_RENDER_UNKNOWN = "pass --cluster-state FILE or --kubeconfig FILE (or --in-cluster) to render them"
 
 
-class RenderError(Exception):
+class RenderError(TenantguardError):
     """The policies cannot be rendered into valid objects (exit code 2)."""
 
 
@@ -111,12 +113,14 @@ def _meta(name: str, namespace: str | None, tenant: str) -> dict[str, Any]:
     return meta
 
 
-def _spec(policy: CompiledPolicy) -> Mapping[str, Any]:
-    return policy.spec or {}
+def _spec(policy: CompiledPolicy) -> schema.ClusterPolicySpec:
+    """The policy's validated document (TenantPolicySpec extends ClusterPolicySpec)."""
+    assert isinstance(policy.document, schema.ClusterPolicySpec)
+    return policy.document
 
 
-def _rules(policy: CompiledPolicy) -> Mapping[str, Any]:
-    return _spec(policy).get("rules") or {}
+def _rules(policy: CompiledPolicy) -> schema.Rules:
+    return _spec(policy).rules
 
 
 def _applies(policy: CompiledPolicy, namespace: str) -> bool:
@@ -132,10 +136,10 @@ def _applies(policy: CompiledPolicy, namespace: str) -> bool:
 def _pod_security(policies: list[CompiledPolicy]) -> tuple[str, str] | None:
     best: tuple[int, str, str] | None = None
     for policy in policies:
-        ps = _rules(policy).get("podSecurity")
-        if not isinstance(ps, Mapping):
+        ps = _rules(policy).podSecurity
+        if ps is None:
             continue
-        level, version = str(ps.get("level")), str(ps.get("version", "latest"))
+        level, version = ps.level, ps.version
         rank = LEVELS.index(level) if level in LEVELS else 0
         if best is None or rank > best[0]:
             best = (rank, level, version)
@@ -194,11 +198,14 @@ def _merge_min(target: dict[str, Bound], values: Mapping[str, Any]) -> None:
 def quota_hard(tenant: CompiledPolicy, cluster: list[CompiledPolicy]) -> dict[str, Bound]:
     """Per key, the smallest of the tenant's perNamespace and hard and the cluster policies' perNamespace."""
     hard: dict[str, Bound] = {}
-    quota = _spec(tenant).get("quota") or {}
-    _merge_min(hard, quota.get("perNamespace") or {})
-    _merge_min(hard, quota.get("hard") or {})
+    quota = _spec(tenant).quota
+    if quota is not None:
+        _merge_min(hard, quota.perNamespace)
+        _merge_min(hard, quota.hard)
     for policy in cluster:
-        _merge_min(hard, (_spec(policy).get("quota") or {}).get("perNamespace") or {})
+        cluster_quota = _spec(policy).quota
+        if cluster_quota is not None:
+            _merge_min(hard, cluster_quota.perNamespace)
     return hard
 
 
@@ -220,8 +227,11 @@ def _defaults(policies: list[CompiledPolicy], section: str) -> dict[str, str]:
     """Resource defaults as the mutators layer them: the first policy that sets a resource wins."""
     out: dict[str, str] = {}
     for policy in policies:
-        resources = (_spec(policy).get("defaults") or {}).get("resources") or {}
-        for name, value in (resources.get(section) or {}).items():
+        resources = _spec(policy).defaults.resources
+        if resources is None:
+            continue
+        values = resources.requests if section == "requests" else resources.limits
+        for name, value in values.items():
             out.setdefault(name, value)
     return out
 
@@ -229,7 +239,10 @@ def _defaults(policies: list[CompiledPolicy], section: str) -> dict[str, str]:
 def _maxima(policies: list[CompiledPolicy], scope: str, where: str, notes: list[str]) -> dict[str, Bound]:
     out: dict[str, Bound] = {}
     for policy in policies:
-        bounds = (_rules(policy).get("maxResources") or {}).get(scope) or {}
+        maxima = _rules(policy).maxResources
+        if maxima is None:
+            continue
+        bounds = maxima.perContainer if scope == "perContainer" else maxima.perPod
         for key, raw in bounds.items():
             sections, resource = split_key(key)
             if "limits" not in sections:
@@ -284,18 +297,18 @@ def limit_range(namespace: str, tenant: CompiledPolicy, cluster: list[CompiledPo
 
 # --- NetworkPolicies ----------------------------------------------------------------------------
 
-def isolations(tenant: CompiledPolicy, cluster: list[CompiledPolicy]) -> list[Mapping[str, Any]]:
+def isolations(tenant: CompiledPolicy, cluster: list[CompiledPolicy]) -> list[schema.NetworkIsolationRule]:
     """The ``rules.networkIsolation`` of every policy in force in a namespace of ``tenant`` (tenant first)."""
     out = []
     for policy in [tenant] + cluster:
-        iso = _rules(policy).get("networkIsolation")
-        if isinstance(iso, Mapping):
+        iso = _rules(policy).networkIsolation
+        if iso is not None:
             out.append(iso)
     return out
 
 
-def _directions(isolation: list[Mapping[str, Any]]) -> list[str]:
-    wanted = {d for iso in isolation for d in iso.get("defaultDeny", ["Ingress"]) or ()}
+def _directions(isolation: list[schema.NetworkIsolationRule]) -> list[str]:
+    wanted = {d for iso in isolation for d in iso.defaultDeny}
     return [d for d in ("Ingress", "Egress") if d in wanted]
 
 
@@ -326,7 +339,7 @@ def tenant_peers(tenant: CompiledPolicy, names: Collection[str], where: str,
     return peers
 
 
-def network_policies(namespace: str, tenant: CompiledPolicy, isolation: list[Mapping[str, Any]],
+def network_policies(namespace: str, tenant: CompiledPolicy, isolation: list[schema.NetworkIsolationRule],
                      peers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Default-deny, allow-tenant and (Egress denied, DNS allowed) allow-dns; nothing without isolation."""
     directions = _directions(isolation)
@@ -349,7 +362,7 @@ def network_policies(namespace: str, tenant: CompiledPolicy, isolation: list[Map
         "metadata": _meta("tenantguard-allow-tenant", namespace, tenant.name),
         "spec": allow,
     })
-    if "Egress" in directions and all(iso.get("allowDNS", True) for iso in isolation):
+    if "Egress" in directions and all(iso.allowDNS for iso in isolation):
         out.append({
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from webhook.yamlio import InputError, document_files, load_documents
+from webhook.inputs.yamlio import InputError, document_files, load_documents
 
 
 @dataclass(frozen=True, slots=True)

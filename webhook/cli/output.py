@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from webhook.dryrun import Result
-from webhook.yamlio import dump
+from webhook.actions.dry_run import Result
+from webhook.inputs.yamlio import dump
 
 FORMATS = ("table", "json", "yaml", "diff", "patch")
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from webhook.core.cluster_state import InMemoryClusterState, StateError
+from webhook.views.memory import InMemoryClusterState
+from webhook.core.cluster_state import StateError
 from webhook.core.decision import Decision
 from webhook.core.pipeline import judge
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, ReviewError, from_manifest, from_review
-from webhook.manifests import InputObject
-from webhook.yamlio import InputError
+from webhook.inputs.manifests import InputObject
+from webhook.inputs.yamlio import InputError
 
 
 @dataclass(slots=True)

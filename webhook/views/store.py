@@ -14,7 +14,7 @@ event loop reads. Per kind:
 - NetworkPolicies and ResourceQuotas: per namespace, name -> ``metadata``
   (name, namespace) and ``spec`` (and a quota's ``status``).
 
-Reservations (:class:`webhook.cluster.ledger.Reservation`): a pod just admitted (a
+Reservations (:class:`webhook.views.ledger.Reservation`): a pod just admitted (a
 non-dry-run CREATE that was allowed) counts in its namespace's usage until the pod watch
 reports it: by name, or, for a pod created with ``generateName`` only, as the next pod of
 that ``generateName`` the watch adds in that namespace. An admitted in-place resize counts
@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from webhook.cluster.ledger import Reservation
+from webhook.views.ledger import Reservation
 from webhook.core.cluster_state import NAME_LABEL, add_usage
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError
