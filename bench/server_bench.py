@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from webhook.policy.loader import load_policies
-from webhook.server.admission import MUTATE, VALIDATE, admit
+from webhook.server.admission import MUTATE, VALIDATE, answer
 from webhook.views.files import StaticClusterView
 
 FIXTURES = [ROOT / "tests" / "fixtures" / "admissionreviews", ROOT.parent / "shared" / "fixtures" / "admissionreviews"]
@@ -69,7 +69,7 @@ def fmt_us(seconds: float) -> str:
 def validate_body(raw: bytes, policies, view) -> bytes:
     """The /validate review the API server sends after applying our /mutate patch."""
     review = orjson.loads(raw)
-    answer = admit(MUTATE, review, policies, view)
+    answer = answer(MUTATE, review, policies, view)
     patch = answer.decision.patch_json() if answer.decision else []
     review["request"]["object"] = jsonpatch.apply_patch(review["request"]["object"], patch)
     return orjson.dumps(review)
@@ -86,11 +86,11 @@ def bench_core(requests: int, policies) -> dict[str, dict[str, list[float]]]:
         out[size] = {}
         for name, (endpoint, body) in bodies.items():
             for _ in range(50):  # warm up
-                orjson.dumps(admit(endpoint, orjson.loads(body), policies, view, consume=True).review)
+                orjson.dumps(answer(endpoint, orjson.loads(body), policies, view, consume=True).review)
             times = []
             for _ in range(requests):
                 t0 = time.perf_counter()
-                orjson.dumps(admit(endpoint, orjson.loads(body), policies, view, consume=True).review)
+                orjson.dumps(answer(endpoint, orjson.loads(body), policies, view, consume=True).review)
                 times.append(time.perf_counter() - t0)
             out[size][name] = times
     return out
@@ -231,7 +231,7 @@ def main() -> int:
     for size in SIZES:
         print(f"  {size:<6} {len(fixture(size)):>6} bytes")
 
-    print("\n1. core: orjson.loads + admit() + orjson.dumps (no HTTP)")
+    print("\n1. core: orjson.loads + answer() + orjson.dumps (no HTTP)")
     print(f"  {'size':<7}{'endpoint':<10}{'p50':>12}{'p99':>12}{'mean':>12}")
     for size, by_name in bench_core(args.requests, policies).items():
         for name, times in by_name.items():

@@ -114,7 +114,7 @@ async def serving(kube: KubeAPI, workdir: Path, policies: Path, *, workers: int 
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "webhook", "serve", "--policies", str(policies), "--cert", str(cert),
                 "--key", str(key), "--host", "127.0.0.1", "--port", str(free_port()), "--workers", str(workers),
-                "--kubeconfig", str(kubeconfig), "--log-level", "info",
+                "--kubeconfig", str(kubeconfig), "--log-level", "info", "--trusted-network",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
             tasks.append(asyncio.create_task(_watch_logs(process.stderr, synced)))
             url = await _banner(process, timeout)

@@ -409,7 +409,7 @@ def _free_port() -> int:
 
 
 def test_serve_is_reachable_by_the_service_name_with_only_the_ca(tmp_path):
-    """DESIGN/issue 6: a TLS client trusting only ca.crt reaches `serve` by the service DNS name."""
+    """A TLS client trusting only ca.crt reaches `serve` by the service DNS name."""
     if not _serve_available():
         if IN_CI:
             pytest.fail("`tenantguard serve` (webhook.cli.serve) is missing")

@@ -328,6 +328,9 @@ def test_ci_values_files_exist():
         "ha-values.yaml",
         "custom-policies-values.yaml",
         "demo-values.yaml",
+        "networkpolicy-cidrs-values.yaml",
+        "networkpolicy-selectors-values.yaml",
+        "client-auth-values.yaml",
     } <= names
 
 
@@ -484,13 +487,13 @@ def _rule_table(hook: dict) -> dict[tuple[str, str], set[str]]:
 
 
 POD_CONTROLLERS = {
-        ("", "replicationcontrollers"),
-        ("apps", "deployments"),
-        ("apps", "statefulsets"),
-        ("apps", "daemonsets"),
-        ("apps", "replicasets"),
-        ("batch", "jobs"),
-        ("batch", "cronjobs"),
+    ("", "replicationcontrollers"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
 }
 
 
@@ -947,7 +950,16 @@ def test_single_replica_renders_no_pdb():
     assert not by_kind(docs, "PodDisruptionBudget")
 
 
-@pytest.mark.parametrize("values", ["default-values.yaml", "ha-values.yaml", "existing-secret-values.yaml"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        "default-values.yaml",
+        "ha-values.yaml",
+        "existing-secret-values.yaml",
+        "networkpolicy-cidrs-values.yaml",
+        "client-auth-values.yaml",
+    ],
+)
 def test_our_pods_pass_our_own_restricted_policy(values, tmp_path):
     """The webhook Deployment and the helm test Pod pass `tenantguard dry-run` under podSecurity: restricted."""
     docs = render(*values_args(CHART / "ci" / values))
@@ -998,6 +1010,376 @@ def test_our_pods_pass_our_own_restricted_policy(values, tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert json.loads(out.stdout)["summary"]["denied"] == 1
+
+
+# --------------------------------------------------------------------------- who can reach the webhook
+
+WEBHOOK_PORT = 8443
+CIDRS_VALUES = CHART / "ci" / "networkpolicy-cidrs-values.yaml"
+SELECTORS_VALUES = CHART / "ci" / "networkpolicy-selectors-values.yaml"
+CLIENT_AUTH_VALUES = CHART / "ci" / "client-auth-values.yaml"
+
+
+def is_hook(obj: dict) -> bool:
+    return "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+
+
+def webhook_network_policy(docs: list[dict]) -> dict:
+    """The NetworkPolicy installed with the release (not the helm test hook's)."""
+    (policy,) = [d for d in by_kind(docs, "NetworkPolicy") if not is_hook(d)]
+    return policy
+
+
+def container_args(docs: list[dict]) -> list[str]:
+    (c,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return c["args"]
+
+
+def flag_values(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag]
+
+
+def webhook_pod_labels(docs: list[dict]) -> dict[str, str]:
+    return one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+
+def helm_test_pod_labels(docs: list[dict]) -> dict[str, str]:
+    (pod,) = [d for d in by_kind(docs, "Pod") if is_hook(d)]
+    return pod["metadata"]["labels"]
+
+
+def _in_cidr(ip: str, cidr: str) -> bool:
+    import ipaddress
+
+    address, network = ipaddress.ip_address(ip), ipaddress.ip_network(cidr, strict=False)
+    return address.version == network.version and address in network
+
+
+def peer_admits(peer: dict, source: dict, policy_namespace: str) -> bool:
+    """networking.k8s.io/v1 NetworkPolicyPeer semantics for one source: a pod
+    {"ip", "namespace", "namespace_labels", "labels"} or a host {"ip"} (no labels)."""
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        return _in_cidr(source["ip"], block["cidr"]) and not any(
+            _in_cidr(source["ip"], e) for e in block.get("except") or []
+        )
+    if "labels" not in source:  # a host (hostNetwork, a node, outside): selectors never select it
+        return False
+    if "namespaceSelector" in peer:
+        if not selector_matches(peer["namespaceSelector"], source["namespace_labels"]):
+            return False
+    elif source["namespace"] != policy_namespace:
+        return False
+    return selector_matches(peer.get("podSelector"), source["labels"])
+
+
+def admits(policy: dict, source: dict, port: int = WEBHOOK_PORT, target: dict | None = None) -> bool:
+    """Does this NetworkPolicy let `source` connect to `port` of the webhook pod (`target`'s labels)?"""
+    spec = policy["spec"]
+    if target is not None and not selector_matches(spec["podSelector"], target):
+        raise AssertionError("the policy does not select that pod")
+    for rule in spec.get("ingress") or []:
+        ports = rule.get("ports")
+        if ports and not any(
+            p.get("port") in (port, None) and p.get("protocol", "TCP") == "TCP" for p in ports
+        ):
+            continue
+        peers = rule.get("from")
+        if not peers or any(peer_admits(peer, source, policy["metadata"]["namespace"]) for peer in peers):
+            return True
+    return False
+
+
+def pod_source(namespace: str, labels: dict[str, str], ip: str = "10.244.3.7") -> dict:
+    return {
+        "ip": ip,
+        "namespace": namespace,
+        "namespace_labels": namespace_labels(namespace),
+        "labels": labels,
+    }
+
+
+KONNECTIVITY = pod_source("kube-system", {"app": "konnectivity-agent"}, ip="10.244.0.12")
+TENANT_POD = pod_source("team-a", {"app": "web"})
+TENANT_FAKE_KONNECTIVITY = pod_source("team-a", {"app": "konnectivity-agent"})
+KUBE_SYSTEM_OTHER = pod_source("kube-system", {"k8s-app": "kube-dns"})
+PROMETHEUS = pod_source("monitoring", {"app.kubernetes.io/name": "prometheus"}, ip="10.244.2.9")
+
+
+def test_network_policy_matcher_has_teeth():
+    policy = {
+        "metadata": {"namespace": NAMESPACE},
+        "spec": {
+            "podSelector": {},
+            "ingress": [
+                {
+                    "from": [
+                        {"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.0.0.128/25"]}},
+                        {"podSelector": {"matchLabels": {"role": "x"}}},
+                    ],
+                    "ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}],
+                }
+            ],
+        },
+    }
+    assert admits(policy, {"ip": "10.0.0.5"}) and not admits(policy, {"ip": "10.0.0.200"})
+    assert not admits(policy, {"ip": "10.0.0.5"}, port=9090)
+    assert admits(policy, pod_source(NAMESPACE, {"role": "x"}, ip="192.168.0.1"))
+    assert not admits(policy, pod_source("other", {"role": "x"}, ip="192.168.0.1"))
+    assert not admits(policy, {"ip": "fd00::1"})
+
+
+def test_network_policy_by_default_leaves_the_webhook_port_open_and_trusts_nothing():
+    docs = render(include_tests=False)
+    policy = webhook_network_policy(docs)
+    spec = policy["spec"]
+    target = webhook_pod_labels(docs)
+    assert selector_matches(spec["podSelector"], target)
+    assert not selector_matches(spec["podSelector"], helm_test_pod_labels(render()))  # only the webhook pods
+    # Ingress only: egress stays open (the cluster view's list/watch and DNS).
+    assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
+    # The one rule: the webhook port, every source (no `from`), so the API server is never shut out.
+    assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}]}]
+    for source in (KONNECTIVITY, TENANT_POD, {"ip": "203.0.113.9"}, {"ip": "fd00::9"}):
+        assert admits(policy, source, target=target)
+    (c,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert c["ports"][0]["containerPort"] == WEBHOOK_PORT
+    assert "--trusted-network" not in c["args"]
+    assert not [d for d in by_kind(render(), "NetworkPolicy") if is_hook(d)]  # helm test needs no opening
+
+
+def test_network_policy_with_cidrs_admits_only_them_and_trusts_the_network():
+    cidrs = yaml.safe_load(CIDRS_VALUES.read_text())["networkPolicy"]["apiServer"]["cidrs"]
+    docs = render(*values_args(CIDRS_VALUES), include_tests=False)
+    policy = webhook_network_policy(docs)
+    target = webhook_pod_labels(docs)
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"ipBlock": {"cidr": c}} for c in cidrs]
+    assert rule["ports"] == [{"protocol": "TCP", "port": WEBHOOK_PORT}]
+    for admitted in ("10.0.0.10", "10.0.0.11", "10.0.0.12", "fd00:10::10"):
+        assert admits(policy, {"ip": admitted}, target=target), admitted
+    for refused in ({"ip": "10.0.0.13"}, {"ip": "fd00:10::11"}, TENANT_POD, KONNECTIVITY, KUBE_SYSTEM_OTHER):
+        assert not admits(policy, refused, target=target), refused
+    args = container_args(docs)
+    assert args.count("--trusted-network") == 1
+    assert "--client-ca" not in args
+    # Only that port is ever opened.
+    assert all(p["port"] == WEBHOOK_PORT for r in policy["spec"]["ingress"] for p in r["ports"])
+
+
+def test_network_policy_with_selectors_admits_only_the_api_servers_pods():
+    values = yaml.safe_load(SELECTORS_VALUES.read_text())["networkPolicy"]["apiServer"]
+    docs = render(*values_args(SELECTORS_VALUES), include_tests=False)
+    policy = webhook_network_policy(docs)
+    target = webhook_pod_labels(docs)
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"ipBlock": {"cidr": c}} for c in values["cidrs"]] + values["selectors"]
+    assert admits(policy, KONNECTIVITY, target=target)
+    assert admits(policy, {"ip": "10.225.0.4"}, target=target)
+    # The same labels in a tenant's namespace, another kube-system pod, a tenant pod: refused.
+    for refused in (TENANT_FAKE_KONNECTIVITY, KUBE_SYSTEM_OTHER, TENANT_POD, {"ip": "10.225.0.16"}):
+        assert not admits(policy, refused, target=target), refused
+    assert container_args(docs).count("--trusted-network") == 1
+    only_selectors = render(
+        "--set-json",
+        "networkPolicy.apiServer.selectors=" + json.dumps(values["selectors"]),
+        include_tests=False,
+    )
+    (rule,) = webhook_network_policy(only_selectors)["spec"]["ingress"]
+    assert rule["from"] == values["selectors"]
+    assert "--trusted-network" in container_args(only_selectors)
+
+
+@pytest.mark.parametrize(
+    "attempt, message",
+    [
+        (["--set-json", 'networkPolicy.apiServer.cidrs=["0.0.0.0/0"]'], "admits every address"),
+        (["--set-json", 'networkPolicy.apiServer.cidrs=["::/0"]'], "admits every address"),
+        (["--set-json", 'networkPolicy.apiServer.cidrs=["10.0.0.300/32"]'], "cidrs"),
+        (["--set-json", 'networkPolicy.apiServer.cidrs=["10.0.0.1"]'], "cidrs"),
+        (
+            [
+                "--set-json",
+                'networkPolicy.apiServer.selectors=[{"namespaceSelector":{},"podSelector":{"matchLabels":{"app":"x"}}}]',
+            ],
+            "every namespace",
+        ),
+        (["--set-json", 'networkPolicy.apiServer.selectors=[{"podSelector":{}}]'], "every pod"),
+        (["--set-json", "networkPolicy.apiServer.selectors=[{}]"], "selectors"),
+        (
+            ["--set-json", 'networkPolicy.apiServer.selectors=[{"ipBlock":{"cidr":"10.0.0.0/8"}}]'],
+            "selectors",
+        ),
+        (
+            ["--set-json", 'networkPolicy.metrics.from=[{"ipBlock":{"cidr":"10.0.0.0/8"},"podSelector":{}}]'],
+            "from",
+        ),
+        (["--set", "networkPolicy.apiServer.nope=1"], "nope"),
+    ],
+    ids=lambda a: " ".join(a) if isinstance(a, list) else None,
+)
+def test_api_server_sources_that_admit_far_more_are_refused(attempt, message):
+    with pytest.raises(RenderError, match=message):
+        render(*attempt)
+
+
+def test_metrics_rule_admits_only_the_scrapers_and_drops_trusted_network():
+    # Default: no metrics peers, one rule.
+    assert len(webhook_network_policy(render(*values_args(CIDRS_VALUES)))["spec"]["ingress"]) == 1
+    scrapers = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    docs = render(
+        *values_args(CIDRS_VALUES), "--set-json", f"networkPolicy.metrics.from={json.dumps(scrapers)}"
+    )
+    policy = webhook_network_policy(docs)
+    target = webhook_pod_labels(docs)
+    _, metrics_rule = policy["spec"]["ingress"]
+    assert metrics_rule == {"from": scrapers, "ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}]}
+    assert admits(policy, PROMETHEUS, target=target)
+    assert admits(policy, {"ip": "10.0.0.10"}, target=target)
+    for refused in (pod_source("team-a", PROMETHEUS["labels"]), pod_source("monitoring", {"app": "grafana"})):
+        assert not admits(policy, refused, target=target), refused
+    # /metrics shares the port with /validate: the network no longer holds only the API server.
+    assert "--trusted-network" not in container_args(docs)
+    # The same in the client-auth values file, where client certificates authenticate instead.
+    client_auth = render(*values_args(CLIENT_AUTH_VALUES))
+    assert len(webhook_network_policy(client_auth)["spec"]["ingress"]) == 2
+    assert admits(webhook_network_policy(client_auth), PROMETHEUS)
+    assert "--trusted-network" not in container_args(client_auth)
+    assert "--client-ca" in container_args(client_auth)
+    # With the port open, the metrics rule adds nothing and nothing is trusted.
+    open_docs = render("--set-json", f"networkPolicy.metrics.from={json.dumps(scrapers)}")
+    assert admits(webhook_network_policy(open_docs), TENANT_POD)
+    assert "--trusted-network" not in container_args(open_docs)
+
+
+def test_network_policy_can_be_disabled_and_then_nothing_is_trusted():
+    docs = render(*values_args(CIDRS_VALUES), "--set", "networkPolicy.enabled=false")
+    assert not by_kind(docs, "NetworkPolicy")
+    assert "--trusted-network" not in container_args(docs)
+
+
+def test_helm_test_pod_may_reach_a_closed_port_only_while_helm_test_runs():
+    docs = render(*values_args(CIDRS_VALUES))
+    (hook,) = [d for d in by_kind(docs, "NetworkPolicy") if is_hook(d)]
+    (pod,) = [d for d in by_kind(docs, "Pod") if is_hook(d)]
+    notes = hook["metadata"]["annotations"]
+    assert notes["helm.sh/hook"] == "test" == pod["metadata"]["annotations"]["helm.sh/hook"]
+    assert int(notes["helm.sh/hook-weight"]) < int(
+        pod["metadata"]["annotations"].get("helm.sh/hook-weight", "0")
+    )
+    assert set(notes["helm.sh/hook-delete-policy"].split(",")) >= {"hook-succeeded", "hook-failed"}
+    target = webhook_pod_labels(docs)
+    tester = pod_source(NAMESPACE, pod["metadata"]["labels"])
+    assert admits(hook, tester, target=target)
+    assert not admits(webhook_network_policy(docs), tester, target=target)  # the release's policy never does
+    for refused in (TENANT_POD, pod_source("team-a", pod["metadata"]["labels"]), {"ip": "10.0.0.10"}):
+        assert not admits(hook, refused, target=target)
+    assert hook["spec"]["policyTypes"] == ["Ingress"]
+
+
+CLIENT_CA_DIR = "/etc/tenantguard/client-ca"
+
+
+def test_client_auth_mounts_the_ca_and_passes_client_ca_and_each_client_name():
+    values = yaml.safe_load(CLIENT_AUTH_VALUES.read_text())["clientAuth"]
+    docs = render(*values_args(CLIENT_AUTH_VALUES))
+    cm = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == f"{FULLNAME}-client-ca")
+    assert cm["data"]["ca.crt"].strip() == base64.b64decode(values["caBundle"]).decode().strip()
+    assert _x509(values["caBundle"]).extensions  # a real certificate
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    (ca_path,) = flag_values(c["args"], "--client-ca")
+    assert flag_values(c["args"], "--client-name") == values["allowedNames"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "client-ca"]
+    assert mount == {"name": "client-ca", "mountPath": CLIENT_CA_DIR, "readOnly": True}
+    assert "subPath" not in mount  # a directory mount: an updated CA reaches the server without a restart
+    assert ca_path == f"{CLIENT_CA_DIR}/ca.crt"
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "client-ca"]
+    assert vol["configMap"]["name"] == cm["metadata"]["name"]
+    assert vol["configMap"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    # The kubelet presents no client certificate: the server answers the health endpoints without one,
+    # so the probes stay HTTPS (readiness still follows the cluster view and the drain).
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert c[probe]["httpGet"] == {"path": path, "port": "https", "scheme": "HTTPS"}, probe
+    (test_pod,) = [d for d in by_kind(docs, "Pod") if is_hook(d)]
+    assert {"name": "CLIENT_AUTH", "value": "true"} in test_pod["spec"]["containers"][0]["env"]
+
+    names = ["kube-apiserver-webhook-client", "apiserver.cp.example.com", "kube apiserver"]
+    several = container_args(
+        render(*values_args(CLIENT_AUTH_VALUES), "--set-json", f"clientAuth.allowedNames={json.dumps(names)}")
+    )
+    assert flag_values(several, "--client-name") == names
+    anyone = container_args(
+        render(*values_args(CLIENT_AUTH_VALUES), "--set-json", "clientAuth.allowedNames=[]")
+    )
+    assert "--client-name" not in anyone and "--client-ca" in anyone
+
+
+@pytest.mark.parametrize("kind", ["Secret", "ConfigMap"])
+def test_client_auth_from_an_existing_secret_or_configmap(kind):
+    docs = render(
+        "--set", "clientAuth.enabled=true",
+        "--set", "clientAuth.existingSecret.name=apiserver-client-ca",
+        "--set", f"clientAuth.existingSecret.kind={kind}",
+    )  # fmt: skip
+    assert not [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-client-ca")]
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "client-ca"]
+    if kind == "Secret":
+        assert vol["secret"]["secretName"] == "apiserver-client-ca" and "configMap" not in vol
+        assert vol["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    else:
+        assert vol["configMap"]["name"] == "apiserver-client-ca" and "secret" not in vol
+    assert flag_values(pod["containers"][0]["args"], "--client-ca") == [f"{CLIENT_CA_DIR}/ca.crt"]
+    assert "--client-name" not in pod["containers"][0]["args"]
+
+
+def test_client_auth_needs_exactly_one_ca_and_is_off_by_default():
+    docs = render(include_tests=False)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert "--client-ca" not in pod["containers"][0]["args"]
+    assert not [v for v in pod["volumes"] if v["name"] == "client-ca"]
+    with pytest.raises(RenderError, match="clientAuth.caBundle"):
+        render("--set", "clientAuth.enabled=true")
+    ca = yaml.safe_load(CLIENT_AUTH_VALUES.read_text())["clientAuth"]["caBundle"]
+    with pytest.raises(RenderError, match="not both"):
+        render(*values_args(CLIENT_AUTH_VALUES), "--set", "clientAuth.existingSecret.name=x")
+    with pytest.raises(RenderError, match="PEM"):
+        render(
+            "--set",
+            "clientAuth.enabled=true",
+            "--set",
+            f"clientAuth.caBundle={base64.b64encode(b'nope').decode()}",
+        )
+    with pytest.raises(RenderError, match="kind"):
+        render("--set", "clientAuth.enabled=true", "--set", "clientAuth.existingSecret.kind=Vault")
+    # Disabled, the values are ignored: nothing mounted, no flag.
+    off = render("--set", f"clientAuth.caBundle={ca}", include_tests=False)
+    assert "--client-ca" not in container_args(off)
+    assert not [d for d in by_kind(off, "ConfigMap") if d["metadata"]["name"].endswith("-client-ca")]
+
+
+@values_files
+def test_the_server_accepts_the_arguments_the_chart_gives_it(values):
+    """Every flag the chart passes exists in `tenantguard serve`, spelled as the server spells it."""
+    import argparse
+
+    from webhook.cli import serve
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    serve.add_arguments(parser)
+    args = container_args(render(*values_args(values)))
+    assert args[0] == "serve"
+    parsed = parser.parse_args(args[1:])
+    assert serve._flag_errors(parsed) == []
+    assert parsed.trusted_network == ("--trusted-network" in args)
+    assert parsed.client_name == flag_values(args, "--client-name")
 
 
 # --------------------------------------------------------------------------- policies
@@ -1254,6 +1636,58 @@ def test_notes_show_what_is_loaded_whether_anything_enforces_and_how_to_get_ther
     empty = install_notes("--set", "starterPolicy.enabled=false", tmp_path=tmp_path)
     assert "none: every request is admitted unchanged" in empty
     assert _enforce_line(empty).startswith("Enforce: off")
+
+
+OPEN_PORT_WARNING = "WARNING: THE WEBHOOK PORT IS OPEN TO EVERY SOURCE."
+
+
+def _reach_section(notes: str) -> str:
+    start = notes.index("Who can reach the webhook")
+    return notes[start : notes.index("\nCheck it:", start)]
+
+
+def test_notes_warn_when_the_api_server_source_is_unrestricted(tmp_path):
+    default = _reach_section(install_notes(tmp_path=tmp_path))
+    assert OPEN_PORT_WARNING in default
+    assert "without --trusted-network" in default
+    # How to close it, and how to see that the API server still gets through.
+    assert "kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes" in default
+    assert "--set-json 'networkPolicy.apiServer.cidrs=[" in default
+    assert "--dry-run=server" in default and "failed calling webhook" in default
+    assert "docs/install.md" in default
+
+    closed = _reach_section(install_notes("-f", str(CIDRS_VALUES), tmp_path=tmp_path))
+    assert "WARNING" not in closed
+    for cidr in ("10.0.0.10/32", "10.0.0.12/32", "fd00:10::10/128"):
+        assert f"\n    {cidr}\n" in closed
+    assert "runs with --trusted-network" in closed
+    assert "--dry-run=server" in closed
+    assert f"kubectl -n {NAMESPACE} delete networkpolicy {FULLNAME}" in closed  # the way back
+
+    pods = _reach_section(install_notes("-f", str(SELECTORS_VALUES), tmp_path=tmp_path))
+    assert "WARNING" not in pods and "konnectivity-agent" in pods and "runs with --trusted-network" in pods
+
+    disabled = _reach_section(install_notes("--set", "networkPolicy.enabled=false", tmp_path=tmp_path))
+    assert "WARNING: NO NETWORKPOLICY PROTECTS THE WEBHOOK PODS" in disabled
+
+    mtls = _reach_section(install_notes("-f", str(CLIENT_AUTH_VALUES), tmp_path=tmp_path))
+    assert "WARNING" not in mtls
+    assert "without --trusted-network" in mtls and "metrics" in mtls
+    assert (
+        f"ConfigMap {FULLNAME}-client-ca" in mtls and "kube-apiserver-webhook-client (--client-name)" in mtls
+    )
+    assert "HTTPS probes" in mtls
+    open_mtls = _reach_section(
+        install_notes(
+            "--set",
+            "clientAuth.enabled=true",
+            "--set",
+            "clientAuth.existingSecret.name=ca",
+            tmp_path=tmp_path,
+        )
+    )
+    assert OPEN_PORT_WARNING in open_mtls and "Secret ca" in open_mtls
+    assert "any certificate that CA signed" in open_mtls
 
 
 # --------------------------------------------------------------------------- failure posture docs
@@ -1524,6 +1958,157 @@ def test_helm_test_script_against_a_fake_webhook(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run_test_script(script: str, port: int, ca: Path, *, client_auth: bool) -> subprocess.CompletedProcess:
+    """The helm test pod's script, with webhook.test.svc:443 pointed at 127.0.0.1:port."""
+    shim = (
+        "import socket\n"
+        "_real = socket.create_connection\n"
+        "def _cc(addr, *a, **k):\n"
+        f"    return _real(('127.0.0.1', {port}) if addr[0] == 'webhook.test.svc' else addr, *a, **k)\n"
+        "socket.create_connection = _cc\n"
+    )
+    env = {
+        **os.environ,
+        "WEBHOOK_HOST": "webhook.test.svc",
+        "REVIEW_NAMESPACE": "default",
+        "CA_BUNDLE": base64.b64encode(ca.read_bytes()).decode(),
+        "CLIENT_AUTH": "true" if client_auth else "",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", shim + script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _client_certificate(folder: Path, common_name: str) -> tuple[Path, Path, Path]:
+    """A client CA and a client certificate (clientAuth EKU) it signed, as the API server would present."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "API server client CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    folder.mkdir()
+    paths = folder / "ca.crt", folder / "client.crt", folder / "client.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+def test_helm_test_script_against_the_real_server_with_client_auth(tmp_path):
+    """clientAuth: the test pod has no client certificate, so it checks the serving certificate and that
+    `tenantguard serve --client-ca` refuses it; against a server that does not ask, it fails."""
+    import ssl
+    import time
+    import urllib.request
+
+    from webhook.actions.certs import generate_self_signed
+
+    docs = render(*values_args(CLIENT_AUTH_VALUES))
+    (pod,) = [d for d in by_kind(docs, "Pod") if is_hook(d)]
+    (c,) = pod["spec"]["containers"]
+    script = c["args"][0]
+    assert {"name": "CLIENT_AUTH", "value": "true"} in c["env"]
+    ca, cert, key = generate_self_signed(["webhook.test.svc", "localhost"], tmp_path / "serving")
+    client_ca, client_cert, client_key = _client_certificate(
+        tmp_path / "client", "kube-apiserver-webhook-client"
+    )
+    chart_args = container_args(docs)
+    (allowed,) = flag_values(chart_args, "--client-name")
+
+    def serve(*extra: str) -> tuple[subprocess.Popen, int]:
+        port = _free_port()
+        cmd = [str(TENANTGUARD), "serve", "--policies", str(STARTER), "--cert", str(cert), "--key", str(key)]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), *extra]
+        assert TENANTGUARD.is_file(), f"{TENANTGUARD} is missing: pip install -e . in this venv"
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), port
+
+    def wait_ready(port: int, ctx: ssl.SSLContext, proc: subprocess.Popen) -> None:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"https://localhost:{port}/readyz", context=ctx, timeout=2
+                ) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+
+    # The server as the chart starts it: --client-ca and --client-name from the values.
+    proc, port = serve("--client-ca", str(client_ca), "--client-name", allowed)
+    try:
+        with_cert = ssl.create_default_context(cafile=str(ca))
+        with_cert.load_cert_chain(str(client_cert), str(client_key))
+        wait_ready(port, with_cert, proc)  # the API server's certificate gets answers
+        out = _run_test_script(script, port, ca, client_auth=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "refuses reviews without a client certificate" in out.stdout
+        # A serving certificate from another CA is still caught.
+        other_ca, _, _ = generate_self_signed(["webhook.test.svc"], tmp_path / "other")
+        wrong = _run_test_script(script, port, other_ca, client_auth=True)
+        assert (
+            wrong.returncode == 1 and "does not present a certificate from the configured CA" in wrong.stdout
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    # Control: a server that asks for no client certificate fails the clientAuth test.
+    proc, port = serve()
+    try:
+        wait_ready(port, ssl.create_default_context(cafile=str(ca)), proc)
+        out = _run_test_script(script, port, ca, client_auth=True)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "clientAuth is not enforced" in out.stdout
+        # Without clientAuth the same script sends real reviews to the same server and passes.
+        plain = _run_test_script(script, port, ca, client_auth=False)
+        assert plain.returncode == 0, plain.stdout + plain.stderr
+        assert "answers AdmissionReviews" in plain.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_k8s_tools_is_the_shared_script():

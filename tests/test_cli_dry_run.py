@@ -1,4 +1,4 @@
-"""`tenantguard dry-run` as a user runs it: inputs, formats, exit codes (DESIGN section 3)."""
+"""`tenantguard dry-run` as a user runs it: inputs, formats, exit codes (the CLI contract in the README)."""
 
 from __future__ import annotations
 

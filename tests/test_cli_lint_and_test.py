@@ -45,6 +45,34 @@ def test_lint_warnings(tmp_path: Path) -> None:
     assert run_cli("lint", "--strict", str(path)).code == 2
 
 
+def test_lint_strict_prints_warnings_as_errors(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(CLUSTER + "  exemptions: [{namespaces: [a]}, {groups: [system:authenticated], reason: all}]\n")
+    result = run_cli("lint", "--strict", str(path))
+    assert result.code == 2
+    assert result.err.splitlines()[0] == f"error: {path}: ClusterPolicy base: spec.exemptions[0]: no reason given"
+    assert result.err.splitlines()[1].startswith(f"error: {path}: ClusterPolicy base: spec.exemptions[1].groups[0]: "
+                                                 "every authenticated caller is in group system:authenticated")
+    assert result.out == "1 policy (1 cluster, 0 tenant): 2 error(s)\n"
+
+
+def test_lint_rejects_label_keys_the_api_server_refuses(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TENANT + "  defaults: {labels: {\"we~ird/key\": x}, nodeSelector: {pool: \"gpu nodes\"}}\n")
+    result = run_cli("lint", str(bad))
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        (f"error: {bad}: document 1: spec.defaults.labels[\"we~ird/key\"]: invalid label key 'we~ird/key': prefix part "
+         "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start "
+         "and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+        (f"error: {bad}: document 1: spec.defaults.nodeSelector.pool: invalid label value 'gpu nodes': a valid label "
+         "must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+         "an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+         "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
+    ]
+
+
 def test_policy_test_command_exit_codes(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(TENANT + "  rules: {requireLimits: [cpu]}\n")
@@ -61,7 +89,10 @@ def test_policy_test_command_exit_codes(tmp_path: Path) -> None:
     assert failed.code == 1 and "FAIL" in failed.out and "allowed: expected True, got False" in failed.out
     suite.write_text(body.replace("expect:", "expectt:"))
     invalid = run_cli("test", str(suite))
-    assert invalid.code == 2 and "spec.cases[0].expectt: unknown field" in invalid.err
+    assert invalid.code == 2 and invalid.err.splitlines() == [
+        f"tenantguard: {suite}: document 1: spec.cases[0].expect: required field is missing",
+        f"tenantguard: {suite}: document 1: spec.cases[0].expectt: unknown field",
+    ]
     assert run_cli("test", str(tmp_path / "none")).code == 2
 
 
@@ -92,9 +123,11 @@ def test_examples_verdicts(example_results) -> None:
 
 @pytest.mark.parametrize("case,needle", [
     ("    user: alice\n    object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}\n",
-     "spec.cases[0].user: must be a mapping"),
+     "suite.yaml: document 1: spec.cases[0].user: must be a mapping (got a string)"),
+    ("    operation: PATCH\n    object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}\n",
+     "suite.yaml: document 1: spec.cases[0].operation: must be one of 'CREATE', 'UPDATE', 'DELETE' or 'CONNECT'"),
     ("    object: {apiVersion: admission.k8s.io/v1, kind: AdmissionReview, request: {operation: CREATE}}\n",
-     "spec.cases[0].object: invalid AdmissionReview: request.uid is required"),
+     "suite.yaml: document 1: spec.cases[0].object: invalid AdmissionReview: request.uid is required"),
     (("    object: {apiVersion: v1, kind: Pod, metadata: {name: p},\n"
       "             spec: {containers: [{name: c, image: i, resources: {requests: {cpu: lots}}}]}}\n"),
      "case 'c': invalid quantity: container \"c\" resources.requests.cpu"),

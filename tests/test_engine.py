@@ -12,8 +12,9 @@ import pytest
 from webhook.views.memory import InMemoryClusterState
 from webhook.core.engine import evaluate
 from webhook.core.patch import escape, pointer
-from webhook.core.plan import CompiledPolicy, Enforcement, NamespaceMatch, PolicySet
-from webhook.core.request import AdmissionRequest, ReviewError, from_review
+from webhook.core.decision import Status
+from webhook.core.plan import MAIN_ONLY, CompiledPolicy, Enforcement, NamespaceMatch, PolicySet
+from webhook.core.request import AdmissionRequest, ReviewError, from_manifest, from_review
 from webhook.core.response import admission_response
 from webhook.core.selectors import LabelSelector
 from webhook.policy.loader import SourceDoc, build_policy_set
@@ -129,6 +130,7 @@ def test_namespace_claimed_twice_through_labels_is_denied_clearly() -> None:
 class Boom:
     rule = "boom"
     kinds = None
+    subresources = MAIN_ONLY
 
     def mutate(self, ctx: Any) -> None:
         raise RuntimeError("mutator bug")
@@ -143,6 +145,49 @@ def test_mutators_fail_open_and_validators_fail_closed() -> None:
     d = evaluate(req(pod()), PolicySet(tenants=(policy,)), InMemoryClusterState())
     assert any("default not applied: mutator bug" in w for w in d.warnings)
     assert not d.allowed and "rule could not be evaluated (RuntimeError: validator bug)" in d.violations[0].message
+    # not an ordinary violation: a finding with status error, and the rule's result says so
+    [error] = d.errors
+    assert error.status is Status.ERROR and error.as_json()["status"] == "error"
+    assert [(r.rule, r.status) for r in d.results] == [("boom", Status.ERROR), ("boom", Status.ERROR)]
+
+
+@pytest.mark.parametrize("mode, allowed", [("Enforce", False), ("Warn", True), ("Audit", True)])
+def test_a_crashing_rule_follows_its_policys_mode_and_is_never_silent(mode: str, allowed: bool) -> None:
+    policy = CompiledPolicy(name="p", kind="TenantPolicy", source="x", match=NamespaceMatch.build(["shop"], None),
+                            validators=(Boom(),), enforcement=Enforcement(mode))
+    d = evaluate(req(pod()), PolicySet(tenants=(policy,)), InMemoryClusterState())
+    assert d.allowed is allowed
+    [error] = d.errors
+    assert "rule could not be evaluated" in error.message
+    if mode == "Warn":
+        assert any("rule could not be evaluated" in w for w in d.warnings)
+    if mode == "Audit":
+        assert "rule could not be evaluated" in d.audit_annotations()["violations"]
+
+
+def test_an_audit_mode_default_that_crashes_is_reported_not_hidden() -> None:
+    policy = CompiledPolicy(name="p", kind="TenantPolicy", source="x", match=NamespaceMatch.build(["shop"], None),
+                            mutators=(Boom(),), enforcement=Enforcement.AUDIT)
+    d = evaluate(req(pod()), PolicySet(tenants=(policy,)), InMemoryClusterState())
+    assert d.allowed and any("(Audit) default could not be evaluated: mutator bug" in w for w in d.warnings)
+    assert [(r.rule, r.status) for r in d.results] == [("boom", Status.ERROR)]
+
+
+def test_every_rule_leaves_a_result_with_its_status_and_time() -> None:
+    ps = policies(tenant("shop", {"rules": {"requireLimits": ["cpu"], "requireRequests": ["cpu"]},
+                                  "enforcement": "Warn"}))
+    ticks = iter(range(100))
+    requested = pod()
+    requested["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+    d = evaluate(req(requested), ps, InMemoryClusterState(), timer=lambda: float(next(ticks)))
+    by_rule = {r.rule: r for r in d.results}
+    assert by_rule["requireLimits"].status is Status.WARN and by_rule["requireLimits"].findings == 1
+    assert by_rule["requireRequests"].status is Status.PASS
+    assert all(r.seconds == 1.0 for r in d.results)  # one tick per rule: the timer brackets each rule
+    netpol = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "n"},
+              "spec": {"podSelector": {}}}
+    d = evaluate(req(netpol), ps, InMemoryClusterState())
+    assert {r.status for r in d.results} == {Status.SKIP}  # pod rules do not judge a NetworkPolicy
 
 
 def test_invalid_quantity_in_the_pod_is_a_named_violation_not_a_crash() -> None:
@@ -307,27 +352,49 @@ def test_docker_hub_spellings_of_one_image_are_judged_alike() -> None:
 def test_a_review_the_caller_keeps_is_never_written_to() -> None:
     """The server hands its freshly parsed body over (consume=True: filled in place); other callers' reviews
     stay as they were."""
-    from webhook.server.admission import MUTATE, admit
+    from webhook.server.admission import MUTATE, answer
     from webhook.views.files import StaticClusterView
 
     review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
               "request": {"uid": "u", "operation": "CREATE", "namespace": "shop", "object": pod()}}
     before = json.loads(json.dumps(review))
-    kept = admit(MUTATE, review, SHOP, StaticClusterView())
+    kept = answer(MUTATE, review, SHOP, StaticClusterView())
     assert review == before and kept.decision is not None and kept.decision.patch
-    consumed = admit(MUTATE, review, SHOP, StaticClusterView(), consume=True)
+    consumed = answer(MUTATE, review, SHOP, StaticClusterView(), consume=True)
     assert consumed.review == kept.review
     assert review["request"]["object"]["metadata"]["labels"] == {"a": "b"}  # filled in place
 
 
 @pytest.mark.parametrize("kind", [{"a": 1}, ["Pod"], None, 7])
 def test_a_malformed_kind_is_judged_not_an_internal_error(kind: Any) -> None:
-    from webhook.server.admission import MUTATE, VALIDATE, admit
+    from webhook.server.admission import MUTATE, VALIDATE, answer
     from webhook.views.files import StaticClusterView
 
     ps = policies(tenant("shop", {"quota": {"hard": {"pods": "5"}}}))  # quota judges kind Pod only
     for endpoint in (MUTATE, VALIDATE):
         review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                   "request": {"uid": "u", "operation": "CREATE", "namespace": "shop", "object": {**pod(), "kind": kind}}}
-        outcome = admit(endpoint, review, ps, StaticClusterView())
+        outcome = answer(endpoint, review, ps, StaticClusterView())
         assert outcome.exception is None and outcome.verdict == "allowed", outcome.error
+
+
+def test_evaluating_never_changes_the_compiled_plan() -> None:
+    """Plans are shared by every request: whatever a mutation does to an object, the defaults stay as loaded
+    (copy-on-put), and the flat maps of a plan are read-only."""
+    from tests.conftest import EXAMPLES, POLICIES
+    from webhook.inputs.manifests import read_objects
+    from webhook.policy import load_policies
+
+    ps = load_policies([str(POLICIES)])
+    before = [repr(m) for p in (*ps.cluster, *ps.tenants) for m in p.mutators]
+    for item in read_objects([str(EXAMPLES)]):
+        decision = evaluate(from_manifest(item.obj, default_namespace="default"), ps, InMemoryClusterState())
+        for op in decision.patch:  # scribble over what the patch carries: it must not be the plan's own data
+            if isinstance(op.value, dict):
+                op.value["scribbled"] = True
+            elif isinstance(op.value, list):
+                op.value.append("scribbled")
+    assert [repr(m) for p in (*ps.cluster, *ps.tenants) for m in p.mutators] == before
+    labels = next(m for p in ps.tenants for m in p.mutators if m.rule == "defaults.labels")
+    with pytest.raises(TypeError):
+        labels.values["x"] = "y"  # type: ignore[attr-defined]

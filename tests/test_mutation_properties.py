@@ -26,7 +26,7 @@ POLICY = {
     "spec": {
         "namespaces": ["t"],
         "defaults": {
-            "labels": {"team": "t", "example.com/owner~x": "y"},
+            "labels": {"team": "t", "example.com/owner-x": "y"},
             "annotations": {"a/b": "c"},
             "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
             "probes": {"liveness": {"httpGet": {"path": "/h", "port": 8080}},
@@ -86,7 +86,7 @@ def containers(draw: Any, unique: set[str] | None = None) -> dict[str, Any]:
     return c
 
 
-label_keys = st.sampled_from(["team", "app", "example.com/owner~x", "a/b", "x~y"])
+label_keys = st.sampled_from(["team", "app", "example.com/owner-x", "a/b", "x~y"])
 term = st.fixed_dictionaries({"matchExpressions": st.lists(st.fixed_dictionaries({
     "key": st.sampled_from(["pool", "arch"]), "operator": st.just("In"),
     "values": st.lists(st.sampled_from(["t", "u"]), min_size=1, max_size=2)}), max_size=2)})

@@ -239,3 +239,153 @@ def test_a_document_that_fails_to_compile_is_named(tmp_path: Path, monkeypatch: 
     b = write(tmp_path, "b.yaml", TENANT.format(name="x", namespaces="[x]") + "---\n" +
               TENANT.format(name="b", namespaces="[b]"))
     assert errors_of(a, b) == [f"{b}: document 2: cannot be compiled: boom"]
+
+
+# --- label and annotation keys and values: the API server's own rules and messages ---
+
+NAME_PART_RULE = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                  "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+                  "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+PREFIX_RULE = ("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+               "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+               "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+VALUE_RULE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+              "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+              "for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+LONG = "a" * 64
+
+
+def cluster_policy(tmp_path: Path, spec: str) -> Path:
+    return write(tmp_path, "p.yaml", "apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\n"
+                 "metadata: {name: c}\nspec:\n" + spec)
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ('  defaults: {labels: {"we~ird/key": x}}\n',
+     f"spec.defaults.labels[\"we~ird/key\"]: invalid label key 'we~ird/key': {PREFIX_RULE}"),
+    ('  defaults: {labels: {"ключ": x}}\n', f"spec.defaults.labels[\"ключ\"]: invalid label key 'ключ': {NAME_PART_RULE}"),
+    (f"  defaults: {{labels: {{{LONG}: x}}}}\n",
+     f"spec.defaults.labels.{LONG}: invalid label key '{LONG}': name part must be no more than 63 characters"),
+    ('  defaults: {labels: {"Example.com/team": x}}\n',
+     f"spec.defaults.labels[\"Example.com/team\"]: invalid label key 'Example.com/team': {PREFIX_RULE}"),
+    ('  defaults: {labels: {team: "a b"}}\n', f"spec.defaults.labels.team: invalid label value 'a b': {VALUE_RULE}"),
+    (f"  defaults: {{labels: {{team: {LONG}}}}}\n",
+     f"spec.defaults.labels.team: invalid label value '{LONG}': must be no more than 63 characters"),
+    ('  defaults: {labels: {"a/b/c": x}}\n',
+     ("spec.defaults.labels[\"a/b/c\"]: invalid label key 'a/b/c': a qualified name must consist of alphanumeric "
+      "characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or "
+      "'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an "
+      "optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')")),
+    ('  defaults: {labels: {"/team": x}}\n',
+     "spec.defaults.labels[\"/team\"]: invalid label key '/team': prefix part must be non-empty"),
+    ('  defaults: {labels: {"example.com/": x}}\n',
+     f"spec.defaults.labels[\"example.com/\"]: invalid label key 'example.com/': name part must be non-empty; {NAME_PART_RULE}"),
+    (f'  defaults: {{labels: {{"{"a" * 254}/x": y}}}}\n',
+     f"spec.defaults.labels[\"{'a' * 254}/x\"]: invalid label key '{'a' * 254}/x': prefix part must be no more than 253 characters"),
+    ('  defaults: {labels: {"team\\n": x}}\n',
+     f"spec.defaults.labels[\"team\\n\"]: invalid label key 'team\\n': {NAME_PART_RULE}"),
+    ('  defaults: {labels: {team: "-x"}}\n', f"spec.defaults.labels.team: invalid label value '-x': {VALUE_RULE}"),
+    ('  defaults: {annotations: {"bad key": x}}\n',
+     f"spec.defaults.annotations[\"bad key\"]: invalid annotation key 'bad key': {NAME_PART_RULE}"),
+    ('  defaults: {annotations: {"ex_ample.com/x": y}}\n',
+     "spec.defaults.annotations[\"ex_ample.com/x\"]: invalid annotation key 'ex_ample.com/x': prefix part a lowercase"),
+    ('  defaults: {nodeSelector: {"": x}}\n',
+     f"spec.defaults.nodeSelector[\"\"]: invalid label key '': name part must be non-empty; {NAME_PART_RULE}"),
+    ('  defaults: {nodeSelector: {zone: "eu west"}}\n', "spec.defaults.nodeSelector.zone: invalid label value 'eu west'"),
+    ('  defaults: {tolerations: [{key: "gpu type", operator: Exists}]}\n',
+     f"spec.defaults.tolerations[0].key: invalid toleration key 'gpu type': {NAME_PART_RULE}"),
+    ('  defaults: {tolerations: [{key: gpu, value: "a100 80g"}]}\n',
+     f"spec.defaults.tolerations[0].value: invalid label value 'a100 80g': {VALUE_RULE}"),
+    ('  defaults: {topologySpreadConstraints: [{maxSkew: 1, topologyKey: "Zone/x", whenUnsatisfiable: DoNotSchedule}]}\n',
+     f"spec.defaults.topologySpreadConstraints[0].topologyKey: invalid label key 'Zone/x': {PREFIX_RULE}"),
+    ('  rules: {allowedNodeLabels: {"pool~": [a]}}\n', "spec.rules.allowedNodeLabels[\"pool~\"]: invalid label key 'pool~'"),
+    ('  rules: {allowedNodeLabels: {pool: [ok, "not ok"]}}\n',
+     "spec.rules.allowedNodeLabels.pool[1]: invalid label value 'not ok'"),
+    ('  rules: {requiredNodeLabels: ["Edge.io/capability"]}\n',
+     f"spec.rules.requiredNodeLabels[0]: invalid label key 'Edge.io/capability': {PREFIX_RULE}"),
+    ('  rules: {allowedTolerations: [{key: "gpu~*"}]}\n',
+     ("spec.rules.allowedTolerations[0].key: invalid toleration key pattern 'gpu~*': a label key or a glob over label "
+      "keys may use only")),
+    ('  rules: {allowedTolerations: [{key: "gpu type"}]}\n',
+     "spec.rules.allowedTolerations[0].key: invalid toleration key 'gpu type'"),
+])
+def test_label_and_annotation_rules(tmp_path: Path, spec: str, expected: str) -> None:
+    path = cluster_policy(tmp_path, spec)
+    [error] = errors_of(path)
+    assert error.startswith(f"{path}: document 1: {expected}"), error
+
+
+@pytest.mark.parametrize("selector,expected", [
+    ('{matchLabels: {"Team.Example.com/x": a}}',
+     f"spec.namespaceSelector.matchLabels[\"Team.Example.com/x\"]: invalid label key 'Team.Example.com/x': {PREFIX_RULE}"),
+    ("{matchLabels: {team: 'a b'}}", f"spec.namespaceSelector.matchLabels.team: invalid label value 'a b': {VALUE_RULE}"),
+    ("{matchExpressions: [{key: 'we~ird', operator: Exists}]}",
+     f"spec.namespaceSelector.matchExpressions[0].key: invalid label key 'we~ird': {NAME_PART_RULE}"),
+    ("{matchExpressions: [{key: team, operator: In, values: [ok, 'has space']}]}",
+     f"spec.namespaceSelector.matchExpressions[0].values[1]: invalid label value 'has space': {VALUE_RULE}"),
+])
+def test_namespace_selector_keys_and_values(tmp_path: Path, selector: str, expected: str) -> None:
+    path = write(tmp_path, "t.yaml", "apiVersion: tenantguard.io/v1alpha1\nkind: TenantPolicy\nmetadata: {name: t}\n"
+                 f"spec:\n  namespaceSelector: {selector}\n")
+    [error] = errors_of(path)
+    assert error == f"{path}: document 1: {expected}"
+
+
+def test_every_bad_key_and_value_is_reported(tmp_path: Path) -> None:
+    path = cluster_policy(tmp_path, '  defaults: {labels: {"a b": "c d", ok: "e f"}}\n'
+                          '  rules: {requiredNodeLabels: [ok, "x y"]}\n')
+    errors = errors_of(path)
+    assert [e.split(": invalid")[0] for e in errors] == [
+        f'{path}: document 1: spec.defaults.labels["a b"]', f'{path}: document 1: spec.defaults.labels["a b"]',
+        f"{path}: document 1: spec.defaults.labels.ok", f"{path}: document 1: spec.rules.requiredNodeLabels[1]",
+    ]
+
+
+def test_policy_metadata_labels_and_annotations_follow_the_same_rules(tmp_path: Path) -> None:
+    path = write(tmp_path, "m.yaml", "apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\nmetadata:\n"
+                 "  name: c\n  labels: {'owner team': x}\n  annotations: {'-x': y}\n")
+    assert [e.split(": invalid")[0] for e in errors_of(path)] == [
+        f'{path}: document 1: metadata.labels["owner team"]', f'{path}: document 1: metadata.annotations.-x']
+
+
+def test_annotations_total_size_limit(tmp_path: Path) -> None:
+    value = "v" * (256 * 1024 - len("note"))  # keys and values together: exactly 256 KiB
+    ok = cluster_policy(tmp_path, f"  defaults: {{annotations: {{note: {value}}}}}\n")
+    assert load_policies([ok]).cluster[0].name == "c"
+    too_big = cluster_policy(tmp_path, f"  defaults: {{annotations: {{note: {value}é}}}}\n")  # é is 2 bytes
+    [error] = errors_of(too_big)
+    assert error == (f"{too_big}: document 1: spec.defaults.annotations: annotations size 262146 is larger than limit "
+                     "262144 (keys and values together may take at most 256 KiB)")
+
+
+def test_valid_keys_and_values_load(tmp_path: Path) -> None:
+    path = write(tmp_path, "ok.yaml", f"""apiVersion: tenantguard.io/v1alpha1
+kind: TenantPolicy
+metadata:
+  name: t
+  labels: {{app.kubernetes.io/part-of: tenantguard}}
+  annotations: {{Example.COM/Owner: "Platform Team <platform@example.com>"}}
+spec:
+  namespaces: [t]
+  namespaceSelector:
+    matchLabels: {{tenantguard.io/tenant: t, "{'a' * 63}": "{'b' * 63}"}}
+    matchExpressions: [{{key: Tier_1.x-y, operator: In, values: ["", A-b_c.9]}}]
+  defaults:
+    labels: {{tenant: t, version: 1.0, enabled: true, empty: ""}}
+    annotations: {{"note": "any string at all: spaces, ünïcödé, / and ~", "example.com/n": 3}}
+    nodeSelector: {{topology.kubernetes.io/zone: eu-west-1a}}
+    tolerations: [{{key: nvidia.com/gpu, operator: Exists}}, {{operator: Exists}}, {{key: pool, value: ""}}]
+  rules:
+    allowedNodeLabels: {{pool: [a, b]}}
+    requiredNodeLabels: [example.com/capability]
+    allowedTolerations: [{{key: "nvidia.com/*"}}, {{key: "pool-[ab]?"}}, {{key: dedicated, value: ml}}]
+""")
+    [tenant] = load_policies([path]).tenants
+    labels = tenant.document.defaults.labels
+    assert labels == {"tenant": "t", "version": "1.0", "enabled": "true", "empty": ""}
+
+
+@pytest.mark.parametrize("directory", ["policies", "charts/tenantguard/policies", "charts/tenantguard/starter"])
+def test_shipped_policies_load(directory: str) -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert load_policies([root / directory]).generation

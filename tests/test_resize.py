@@ -83,7 +83,7 @@ def test_resizing_a_small_pod_to_a_huge_one_is_denied_by_maxima_and_quota() -> N
 
 
 def test_the_same_resize_through_an_admission_review() -> None:
-    from webhook.server.admission import MUTATE, VALIDATE, admit
+    from webhook.server.admission import MUTATE, VALIDATE, answer
     from webhook.views.files import StaticClusterView
 
     x = pod("x", "1")
@@ -98,10 +98,10 @@ def test_the_same_resize_through_an_admission_review() -> None:
                           "object": request.obj, "oldObject": x}}
     assert from_review(review).subresource == "resize"
     ps = policies({**QUOTA, **MAXIMA, "defaults": {"labels": {"team": "ml"}}})
-    outcome = admit(VALIDATE, copy.deepcopy(review), ps, view)
+    outcome = answer(VALIDATE, copy.deepcopy(review), ps, view)
     assert outcome.verdict == "denied"
     assert "requests.cpu 1 + 63 (resize of pod x) > 4 hard" in outcome.review["response"]["status"]["message"]
-    mutated = admit(MUTATE, copy.deepcopy(review), ps, view)
+    mutated = answer(MUTATE, copy.deepcopy(review), ps, view)
     assert "patch" not in mutated.review["response"]
 
 

@@ -119,7 +119,8 @@ def tls(tmp_path: Path) -> dict[str, Path]:
 
 async def test_ready_only_once_the_view_is_synced(tmp_path: Path, tls) -> None:
     view = FakeWatchedView()
-    async with WebhookServer(settings_for(tmp_path, tls, reload_interval=0.02), view=view) as server:
+    settings = settings_for(tmp_path, tls, reload_interval=0.02, trusted_network=True)
+    async with WebhookServer(settings, view=view) as server:
         assert view.started
         url = f"https://localhost:{server.port}"
         async with aiohttp.ClientSession() as session:
@@ -153,7 +154,7 @@ def _client_cert(tmp_path: Path) -> tuple[Path, Path, Path]:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     folder = tmp_path / "client"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     paths = folder / "ca.crt", folder / "client.crt", folder / "client.key"
     paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -166,12 +167,51 @@ async def test_client_ca_requires_a_client_certificate(tmp_path: Path, tls) -> N
     client_ca, client_cert, client_key = _client_cert(tmp_path)
     settings = settings_for(tmp_path, tls, client_ca=str(client_ca))
     async with WebhookServer(settings) as server:
-        url = f"https://localhost:{server.port}/healthz"
+        base = f"https://localhost:{server.port}"
+        body = json.dumps(review(pod(), uid="c"))
+        headers = {"Content-Type": "application/json"}
         async with aiohttp.ClientSession() as session:
-            with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
-                resp = await session.get(url, ssl=client_context(tls["ca"]))
-                await resp.read()
+            # the kubelet's probes carry no client certificate: answered
+            assert (await session.get(base + "/healthz", ssl=client_context(tls["ca"]))).status == 200
+            # a review without one is refused
+            resp = await session.post(base + "/validate", data=body, headers=headers, ssl=client_context(tls["ca"]))
+            assert resp.status == 403 and "client certificate" in await resp.text()
             with_cert = client_context(tls["ca"])
             with_cert.load_cert_chain(str(client_cert), str(client_key))
-            assert (await session.get(url, ssl=with_cert)).status == 200
+            resp = await session.post(base + "/validate", data=body, headers=headers, ssl=with_cert)
+            assert resp.status == 200 and (await resp.json())["response"]["uid"] == "c"
+            # a certificate from another CA fails the handshake
+            _, other_cert, other_key = _client_cert(tmp_path / "other")
+            stranger = client_context(tls["ca"])
+            stranger.load_cert_chain(str(other_cert), str(other_key))
+            with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
+                resp = await session.post(base + "/validate", data=body, headers=headers, ssl=stranger)
+                await resp.read()
+
+
+async def test_client_names_are_checked_and_the_client_ca_is_reloaded(tmp_path: Path, tls) -> None:
+    client_ca, client_cert, client_key = _client_cert(tmp_path)  # CN kube-apiserver
+    settings = settings_for(tmp_path, tls, client_ca=str(client_ca), client_names=("someone-else",),
+                            reload_interval=3600)
+    async with WebhookServer(settings) as server:
+        base = f"https://localhost:{server.port}"
+        body = json.dumps(review(pod(), uid="n"))
+        headers = {"Content-Type": "application/json"}
+        with_cert = client_context(tls["ca"])
+        with_cert.load_cert_chain(str(client_cert), str(client_key))
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(base + "/validate", data=body, headers=headers, ssl=with_cert)
+            assert resp.status == 403 and "kube-apiserver" in await resp.text()
+        # the client CA rotates: certificates of the new CA are accepted once it is reloaded
+        new_ca, new_cert, new_key = _client_cert(tmp_path / "rotated")
+        client_ca.write_bytes(new_ca.read_bytes())
+        assert await server.reload_certificates() is True
+        rotated = client_context(tls["ca"])
+        rotated.load_cert_chain(str(new_cert), str(new_key))
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(base + "/validate", data=body, headers=headers, ssl=rotated)
+            assert resp.status == 403  # the name check still applies
+            with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
+                resp = await session.post(base + "/validate", data=body, headers=headers, ssl=with_cert)
+                await resp.read()
 

@@ -1,12 +1,17 @@
 """Drain, real sockets and real processes.
 
 - in-process: a request whose body is still arriving when the drain starts is answered;
-  readiness is false from the first moment; ``--shutdown-delay`` keeps answering (unready,
-  ``Connection: close``) before the port closes;
-- `tenantguard serve` as a subprocess: SIGTERM with a request in flight; a real TLS client
-  trusting only the CA, compared with `tenantguard dry-run` on the same reviews;
-  ``--workers 2`` (shared port, aggregated metrics, SIGTERM reaches every worker);
-  refusing to start on bad policies or flags.
+  so is a request sent long after the port closed on a connection opened (or kept alive)
+  before, even one whose TLS handshake comes late; an idle connection holds the drain no
+  longer than the grace period, or until its client closes it; readiness is false from
+  the first moment; ``--shutdown-delay`` keeps answering (unready, ``Connection: close``
+  on every answer) before the port closes;
+- `tenantguard serve` as a subprocess: SIGTERM with a request in flight; a failed handshake
+  does not hold the drain; a real TLS client trusting only the CA, compared with
+  `tenantguard dry-run` on the same reviews; ``--workers 2`` (shared port, aggregated
+  metrics, SIGTERM reaches every worker, a dead worker restarted, one refusing its
+  policies stops all with exit 2, one stuck killed); refusing to start on bad policies or
+  flags; under load, SIGTERM costs no request.
 """
 
 from __future__ import annotations
@@ -96,6 +101,91 @@ async def test_drain_finishes_the_request_in_flight(tmp_path: Path, tls) -> None
     writer.close()
 
 
+async def _connect(server: WebhookServer, tls) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection whose TLS handshake is done, once the server counts it among its connections."""
+    before = server.connections.open
+    conn = await asyncio.open_connection("127.0.0.1", server.port, ssl=client_context(tls["ca"]),
+                                         server_hostname="localhost")
+    await asyncio.wait_for(server.connections.wait(lambda c: c.open > before), 10)
+    return conn
+
+
+async def _validate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    uid: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    body = json.dumps(review(pod(), uid=uid)).encode()
+    writer.write(http_request("/validate", body) + body)
+    status, headers, answer = await _read_response(reader)
+    return status, headers, json.loads(answer)
+
+
+# How long after the port closed a client still sends its request below: longer than a client
+# pausing between its handshake and its request, or between two requests, under CPU contention.
+LATE = 0.5
+
+
+@pytest.mark.parametrize("kept_alive", [False, True], ids=["just-connected", "kept-alive"])
+async def test_drain_answers_a_request_sent_late_on_an_open_connection(tmp_path: Path, tls,
+                                                                      kept_alive: bool) -> None:
+    server = WebhookServer(settings_for(tmp_path, tls, grace_period=30))
+    await server.start()
+    reader, writer = await _connect(server, tls)
+    if kept_alive:  # an answer before the drain keeps the connection open for the next request
+        status, headers, _ = await _validate(reader, writer, "before")
+        assert status == 200 and headers.get("connection") != "close"
+
+    draining = server.drain()
+    await asyncio.wait_for(server.port_closed.wait(), 10)
+    with pytest.raises(TimeoutError):  # the drain waits for the request this connection may bring
+        await asyncio.wait_for(asyncio.shield(draining), LATE)
+
+    status, headers, answer = await _validate(reader, writer, "late")
+    assert status == 200 and headers.get("connection") == "close"
+    assert answer["response"]["uid"] == "late"
+    await asyncio.wait_for(draining, 10)
+    assert await reader.read() == b""  # closed by the server after the answer
+    writer.close()
+
+
+async def test_drain_answers_a_client_whose_handshake_comes_late(tmp_path: Path, tls) -> None:
+    server = WebhookServer(settings_for(tmp_path, tls, grace_period=30))
+    await server.start()
+    sock = socket.create_connection(("127.0.0.1", server.port))  # accepted, no TLS handshake yet
+    await asyncio.wait_for(server.connections.wait(lambda c: c.handshakes == 1), 10)
+
+    draining = server.drain()
+    await asyncio.wait_for(server.port_closed.wait(), 10)
+    with pytest.raises(TimeoutError):  # the drain waits for the handshake, then for the request
+        await asyncio.wait_for(asyncio.shield(draining), LATE)
+
+    reader, writer = await asyncio.open_connection(sock=sock, ssl=client_context(tls["ca"]),
+                                                  server_hostname="localhost")
+    status, headers, answer = await _validate(reader, writer, "late")
+    assert status == 200 and headers.get("connection") == "close"
+    assert answer["response"]["uid"] == "late"
+    await asyncio.wait_for(draining, 10)
+    writer.close()
+
+
+async def test_an_idle_connection_holds_the_drain_at_most_the_grace_period(tmp_path: Path, tls) -> None:
+    server = WebhookServer(settings_for(tmp_path, tls, grace_period=0.2))
+    await server.start()
+    reader, writer = await _connect(server, tls)
+    await asyncio.wait_for(server.drain(), 10)  # the client never sends a request
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+
+
+async def test_a_client_closing_its_idle_connection_ends_the_drain(tmp_path: Path, tls) -> None:
+    server = WebhookServer(settings_for(tmp_path, tls, grace_period=3600))
+    await server.start()
+    _, writer = await _connect(server, tls)
+    draining = server.drain()
+    await asyncio.wait_for(server.port_closed.wait(), 10)
+    assert not draining.done() and server.connections.awaited == 1
+    writer.close()
+    await asyncio.wait_for(draining, 10)  # at once, not after the grace period
+
+
 async def test_drain_is_bounded_by_the_grace_period(tmp_path: Path, tls) -> None:
     settings = settings_for(tmp_path, tls, grace_period=0.2)
     server = WebhookServer(settings)
@@ -117,17 +207,19 @@ async def test_shutdown_delay_keeps_answering_unready(tmp_path: Path, tls) -> No
     await server.start()
     draining = server.drain()
     ctx = client_context(tls["ca"])
-    for path, body in (("/readyz", None), ("/validate", json.dumps(review(pod())).encode())):
+    for path, body in (("/readyz", None), ("/healthz", None), ("/validate", json.dumps(review(pod())).encode())):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=ctx,
                                                       server_hostname="localhost")
         if body is None:
-            writer.write(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         else:
             writer.write(http_request(path, body) + body)
         status, headers, answer = await _read_response(reader)
-        assert headers.get("connection") == "close"
-        if body is None:
+        assert headers.get("connection") == "close"  # every answer, whatever the path
+        if path == "/readyz":
             assert status == 503 and b"draining" in answer
+        elif path == "/healthz":
+            assert status == 200  # liveness holds while draining
         else:
             assert status == 200 and json.loads(answer)["response"]["uid"] == "uid-1"
         writer.close()
@@ -308,6 +400,16 @@ def test_real_tls_answers_match_the_dry_run(served, tmp_path: Path) -> None:
     s.stop()
 
 
+def test_a_failed_handshake_does_not_hold_the_drain(served, tmp_path: Path) -> None:
+    pytest.importorskip("uvloop")  # asyncio's own loop notices a failed handshake only when it collects garbage
+    s = served("--policies", str(_policies(tmp_path)), "--port", "0", "--host", "127.0.0.1",
+               "--tls-dir", str(tmp_path / "tls"), "--grace-period", "600")
+    with pytest.raises(ssl.SSLCertVerificationError):  # the client rejects the throwaway certificate
+        ssl.create_default_context().wrap_socket(socket.create_connection(("127.0.0.1", s.port)),
+                                                 server_hostname="localhost")
+    assert s.stop(timeout=60) == 0  # well before the grace period
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -333,6 +435,54 @@ def test_workers_share_the_port_and_the_metrics(served, tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _two_workers(served, tmp_path: Path, *args: str) -> tuple[Served, dict[int, int]]:
+    """`serve --workers 2`, once both listen, and the pid of each worker by index."""
+    s = served("--policies", str(_policies(tmp_path)), "--port", str(_free_port()), "--host", "127.0.0.1",
+               "--workers", "2", "--tls-dir", str(tmp_path / "tls"), *args)
+    starts = [s.wait_for_log("start") for _ in range(2)]
+    return s, {entry["worker"]: entry["pid"] for entry in starts}
+
+
+def test_a_worker_that_dies_is_restarted(served, tmp_path: Path) -> None:
+    s, pids = _two_workers(served, tmp_path)
+    os.kill(pids[0], signal.SIGKILL)
+    died = s.wait_for_log("worker_exit")
+    assert (died["worker"], died["exit_code"], died["restart_in"]) == (0, -signal.SIGKILL, 0.5)
+    again = s.wait_for_log("start")
+    assert again["worker"] == 0 and again["pid"] not in pids.values()
+    for i in range(4):
+        status, _, body = s.request("POST", "/validate", review(pod(), uid=f"u{i}"))
+        assert status == 200 and json.loads(body)["response"]["uid"] == f"u{i}"
+    assert s.stop() == 0
+
+
+def test_a_worker_refusing_its_policies_stops_all_with_exit_2(served, tmp_path: Path) -> None:
+    s, pids = _two_workers(served, tmp_path, "--reload-interval", "3600")
+    (tmp_path / "policies" / "limits.yaml").write_text(CPU_LIMITS.replace("requireLimits", "requireLimitz"))
+    os.kill(pids[1], signal.SIGKILL)  # its replacement loads the broken file
+    assert s.proc.wait(30) == 2
+    assert s.wait_for_log("worker_exit")["restart_in"] == 0.5
+    refused = s.wait_for_log("worker_exit")
+    assert refused["worker"] == 1 and refused["exit_code"] == 2
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_worker_that_does_not_stop_is_killed(served, tmp_path: Path) -> None:
+    s, pids = _two_workers(served, tmp_path, "--grace-period", "0")
+    os.kill(pids[0], signal.SIGSTOP)  # cannot drain: killed shutdown_delay + grace_period + 5 s after SIGTERM
+    try:
+        started = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.wait_for_log("worker_kill")["worker"] == 0
+        assert time.monotonic() - started >= 5
+        assert s.proc.wait(30) == 0
+    finally:
+        if s.proc.poll() is None:
+            os.kill(pids[0], signal.SIGCONT)
 
 
 @pytest.mark.parametrize("args,code,message", [

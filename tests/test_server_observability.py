@@ -148,3 +148,27 @@ def test_warn_only_policy_denies_nothing() -> None:
     decision = evaluate(from_review(review(pod())), policy_set(cluster_policy("empty"), TENANT),
                         InMemoryClusterState())
     assert decision.allowed and decision.warnings
+
+
+async def test_rule_durations_and_rule_errors_are_exported(aiohttp_client) -> None:
+    """Every rule's evaluation time feeds a histogram; a rule that crashes is counted as an error, not as a
+    violation, and still denies under Enforce with a message saying it failed."""
+    from tests.test_engine import Boom
+    from webhook.core.plan import CompiledPolicy, Enforcement, PolicySet
+
+    crashing = CompiledPolicy(name="broken", kind="ClusterPolicy", source="x", validators=(Boom(),),
+                              enforcement=Enforcement.ENFORCE)
+    base = policy_set(RESTRICTED)
+    ctx = make_context(PolicySet(cluster=(*base.cluster, crashing), generation="g"))
+    client = await aiohttp_client(create_app(ctx))
+    body = await (await post(client, "/validate", review(unfixable_pod()))).json()
+    assert body["response"]["allowed"] is False
+    assert "[broken/boom] rule could not be evaluated (RuntimeError: validator bug)" in \
+        body["response"]["status"]["message"]
+    page = families(await (await client.get("/metrics")).text())
+    durations = values(page["tenantguard_rule_duration_seconds"], "_count")
+    assert durations[(("policy", "restricted"), ("rule", "podSecurity"))] == 1.0
+    assert durations[(("policy", "restricted"), ("rule", "requireLimits"))] == 1.0
+    assert values(page["tenantguard_rule_errors"], "_total") == {(("policy", "broken"), ("rule", "boom")): 1.0}
+    violations = values(page["tenantguard_policy_violations"], "_total")
+    assert not any(dict(k)["policy"] == "broken" for k in violations)  # an error is not a violation

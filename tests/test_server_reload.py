@@ -243,11 +243,11 @@ async def test_certificate_rotation_keeps_established_connections(tmp_path: Path
             # a new pair, written key first: the half-written state is refused, the old cert stays
             new_ca, new_cert, new_key = generate_self_signed(["localhost", "127.0.0.1"], tmp_path / "new", days=30)
             shutil.copy(new_key, tls["key"])
-            assert server.certs.reload_if_changed() is False
+            assert await server.reload_certificates() is False
             async with aiohttp.ClientSession() as fresh:
                 assert (await fresh.get(url + "/healthz", ssl=old_ctx)).status == 200
             shutil.copy(new_cert, tls["cert"])
-            assert server.certs.reload_if_changed() is True
+            assert await server.reload_certificates() is True
             assert server.certs.not_after < first_expiry
             async with aiohttp.ClientSession() as fresh:
                 assert (await fresh.get(url + "/healthz", ssl=client_context(new_ca))).status == 200

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from webhook.views.memory import InMemoryClusterState
 from webhook.core.cluster_state import StateError
 from webhook.core.decision import Decision
 from webhook.core.pipeline import judge
@@ -24,6 +23,7 @@ from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, ReviewError, from_manifest, from_review
 from webhook.inputs.manifests import InputObject
 from webhook.inputs.yamlio import InputError
+from webhook.views.memory import InMemoryClusterState
 
 
 @dataclass(slots=True)
@@ -76,16 +76,6 @@ PIPELINE = "mutate, apply the patch, validate the result (as the API server chai
 VALIDATE_ONLY = "validate the object as written (as /validate judges it when /mutate was down or skipped)"
 
 
-def admit(request: AdmissionRequest, policies: PolicySet, state: InMemoryClusterState, *,
-          mutate: bool = True) -> Decision:
-    """Mutate, apply, validate, and add what was created to the in-memory view (the one pipeline).
-
-    Raises StateError when the admitted object cannot join the view (malformed metadata, a quantity that
-    does not parse: the API server would have refused it as invalid).
-    """
-    return judge(request, policies, state, mutate=mutate)
-
-
 def run(items: list[InputObject], policies: PolicySet, state: InMemoryClusterState, *, namespace: str = "default",
         today: date | None = None, username: str = "", groups: tuple[str, ...] = (),
         mutate: bool = True) -> list[Result]:
@@ -94,7 +84,7 @@ def run(items: list[InputObject], policies: PolicySet, state: InMemoryClusterSta
     for item in items:
         try:
             request = to_request(item, namespace=namespace, today=today, username=username, groups=groups)
-            decision = admit(request, policies, state, mutate=mutate)
+            decision = judge(request, policies, state, mutate=mutate)
         except ReviewError as exc:
             raise InputError(f"{item.source}: document {item.document}: invalid AdmissionReview: {exc}") from None
         except StateError as exc:

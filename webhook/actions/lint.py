@@ -1,8 +1,10 @@
 """Findings about policy files beyond their schema (``tenantguard lint``).
 
-A set that loads may still not do what its author meant: an exemption without a reason
-or already expired, a tenant rule that tries to loosen a cluster rule (it has no effect:
-both are enforced). Each finding names the file, the policy and the field.
+A set that loads may still not do what its author meant: an exemption that matches every
+request and so switches the policy off (webhook.policy.exemptions, which the server logs
+too), an exemption without a reason or already expired, a tenant rule that tries to loosen
+a cluster rule (it has no effect: both are enforced). Each finding names the file, the
+policy and the field; under ``--strict`` every finding is an error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from webhook.core.plan import CompiledPolicy, PolicySet
 from webhook.core.pod_security import LEVELS
 from webhook.core.validators.qos import RANK as QOS_RANK
 from webhook.policy import schema
+from webhook.policy.exemptions import exemption_warning
 
 
 def _where(p: CompiledPolicy) -> str:
@@ -28,6 +31,9 @@ def warnings_for(policies: PolicySet, today: date) -> list[str]:
     out: list[str] = []
     for p in policies.cluster + policies.tenants:
         for i, ex in enumerate(p.exemptions):
+            broad = exemption_warning(p, i)
+            if broad is not None:
+                out.append(broad)
             if not ex.reason:
                 out.append(f"{_where(p)}: spec.exemptions[{i}]: no reason given")
             if ex.expires is not None and ex.expires < today:

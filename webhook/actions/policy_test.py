@@ -13,23 +13,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from webhook.core.errors import TenantguardError
-from webhook.views.memory import InMemoryClusterState
+from pydantic import ValidationError
+
 from webhook.core.cluster_state import StateError
 from webhook.core.decision import Decision
+from webhook.core.errors import TenantguardError
+from webhook.core.pipeline import judge
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, ReviewError, from_manifest, from_review
-from webhook.actions.dry_run import admit
 from webhook.inputs.manifests import parse_text, read_objects
-from webhook.policy.loader import PolicyError, SourceDoc, build_policy_set, read_documents
 from webhook.inputs.yamlio import InputError, document_files, load_documents
-
-KIND = "PolicyTest"
-EXPECT_KEYS = {"allowed", "violations", "patch", "patchContains", "warnings", "tenant"}
-CASE_KEYS = {"name", "namespace", "operation", "subresource", "user", "object", "file", "oldObject", "before",
-             "expect", "dryRun"}
-VIOLATION_KEYS = {"policy", "rule", "check", "container", "field", "message", "messageContains", "enforcement",
-                  "actual", "required"}
+from webhook.policy.loader import PolicyError, SourceDoc, build_policy_set, error_lines, read_documents
+from webhook.policy.suite import KIND, CaseSpec, PolicyTestDoc, UserInfo
+from webhook.views.memory import InMemoryClusterState
 
 
 class SuiteError(TenantguardError):
@@ -80,10 +76,7 @@ def _resolve(base: Path, entry: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _load_policies(spec: Mapping[str, Any], base: Path, where: str) -> PolicySet:
-    entries = spec.get("policies")
-    if not isinstance(entries, list) or not entries:
-        raise SuiteError(f"{where}: spec.policies: must list policy files/directories or inline policies")
+def _load_policies(entries: list[str | dict[str, Any]], base: Path, source: str) -> PolicySet:
     docs: list[SourceDoc] = []
     for index, entry in enumerate(entries):
         if isinstance(entry, str):
@@ -91,21 +84,15 @@ def _load_policies(spec: Mapping[str, Any], base: Path, where: str) -> PolicySet
             if errors:
                 raise SuiteError("\n".join(errors))
             docs.extend(found)
-        elif isinstance(entry, dict):
-            docs.append(SourceDoc(entry, f"{where}: spec.policies[{index}]", 1))
-        else:
-            raise SuiteError(f"{where}: spec.policies[{index}]: must be a path or an inline policy")
+        else:  # inline: the suite schema has validated it; this names it in cross-document errors
+            docs.append(SourceDoc(entry, f"{source}: spec.policies[{index}]", 1))
     try:
         return build_policy_set(docs)
     except PolicyError as exc:
         raise SuiteError("\n".join(exc.errors)) from None
 
 
-def _objects(entries: Any, base: Path, where: str) -> list[dict[str, Any]]:
-    if entries is None:
-        return []
-    if not isinstance(entries, list):
-        raise SuiteError(f"{where}: must be a list of paths or objects")
+def _objects(entries: list[str | dict[str, Any]], base: Path, where: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         if isinstance(entry, str):
@@ -113,103 +100,94 @@ def _objects(entries: Any, base: Path, where: str) -> list[dict[str, Any]]:
                 out.extend(item.obj for item in read_objects([str(_resolve(base, entry))]))
             except InputError as exc:
                 raise SuiteError(f"{where}[{index}]: {exc}") from None
-        elif isinstance(entry, dict):
-            out.append(entry)
         else:
-            raise SuiteError(f"{where}[{index}]: must be a path or an object")
+            out.append(entry)
     return out
 
 
-def _case(raw: Any, index: int, base: Path, where: str, default_ns: str, today: date | None) -> Case:
+def _namespace_of(obj: Mapping[str, Any]) -> Any:
+    meta = obj.get("metadata")
+    return meta.get("namespace") if isinstance(meta, dict) else None
+
+
+def _case_object(spec: CaseSpec, base: Path, at: str) -> dict[str, Any]:
+    if spec.object is not None:
+        return spec.object
+    assert spec.file is not None  # CaseSpec: one of them
+    path = _resolve(base, spec.file)
+    try:
+        docs = parse_text(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, InputError) as exc:
+        raise SuiteError(f"{at}.file: {exc}") from None
+    if not docs or not isinstance(docs[0], dict):
+        raise SuiteError(f"{at}.file: {path}: the first document must be a Kubernetes object "
+                         "or an AdmissionReview")
+    return docs[0]
+
+
+def _case(spec: CaseSpec, index: int, base: Path, where: str, default_ns: str, today: date | None) -> Case:
     at = f"{where}: spec.cases[{index}]"
-    if not isinstance(raw, dict):
-        raise SuiteError(f"{at}: must be a mapping")
-    unknown = set(raw) - CASE_KEYS
-    if unknown:
-        raise SuiteError(f"{at}.{min(unknown)}: unknown field")
-    name = str(raw.get("name") or f"case {index + 1}")
-    expect = raw.get("expect")
-    if not isinstance(expect, dict) or not expect:
-        raise SuiteError(f"{at}.expect: required (allowed, violations, patch, patchContains, warnings, tenant)")
-    unknown = set(expect) - EXPECT_KEYS
-    if unknown:
-        raise SuiteError(f"{at}.expect.{min(unknown)}: unknown field")
-    for key in ("violations", "patch", "patchContains", "warnings"):
-        if expect.get(key) is not None and not isinstance(expect[key], list):
-            raise SuiteError(f"{at}.expect.{key}: must be a list")
-    for i, wanted in enumerate(expect.get("violations") or ()):
-        if not isinstance(wanted, dict):
-            raise SuiteError(f"{at}.expect.violations[{i}]: must be a mapping ({', '.join(sorted(VIOLATION_KEYS))})")
-        if set(wanted) - VIOLATION_KEYS:
-            raise SuiteError(f"{at}.expect.violations[{i}].{min(set(wanted) - VIOLATION_KEYS)}: unknown field")
-    obj = raw.get("object")
-    if obj is None and "file" in raw:
-        path = _resolve(base, str(raw["file"]))
-        try:
-            docs = parse_text(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, UnicodeDecodeError, InputError) as exc:
-            raise SuiteError(f"{at}.file: {exc}") from None
-        obj = docs[0] if docs else None
-    if not isinstance(obj, dict):
-        raise SuiteError(f"{at}: needs `object` (a Kubernetes object or AdmissionReview) or `file`")
+    obj = _case_object(spec, base, at)
     if obj.get("kind") == "AdmissionReview":
         try:
             request = from_review(obj, today=today)
         except ReviewError as exc:
             raise SuiteError(f"{at}.object: invalid AdmissionReview: {exc}") from None
     else:
-        user = raw.get("user") or {}
-        groups = (user.get("groups") or []) if isinstance(user, dict) else None
-        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            raise SuiteError(f"{at}.user: must be a mapping with username (a string) and groups (strings)")
-        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-        namespace = raw.get("namespace") or meta.get("namespace") or default_ns
+        user = spec.user or UserInfo()
+        namespace = spec.namespace or _namespace_of(obj) or default_ns
         base_request = from_manifest(obj, default_namespace=namespace, today=today,
-                                     username=str(user.get("username", "")), groups=tuple(groups))
+                                     username=user.username, groups=tuple(user.groups))
         request = AdmissionRequest(
             obj=obj,
-            namespace=str(raw.get("namespace") or base_request.namespace),
-            operation=str(raw.get("operation", "CREATE")),
-            old_obj=raw.get("oldObject"),
+            namespace=spec.namespace or base_request.namespace,
+            operation=spec.operation,
+            old_obj=spec.oldObject,
             uid=f"test-{index}",
-            subresource=str(raw.get("subresource", "")),
+            subresource=spec.subresource,
             username=base_request.username,
             groups=base_request.groups,
-            dry_run=bool(raw.get("dryRun", False)),
+            dry_run=spec.dryRun,
             today=today,
         )
-    return Case(name, request, _objects(raw.get("before"), base, f"{at}.before"), expect)
+    return Case(spec.name or f"case {index + 1}", request, _objects(spec.before, base, f"{at}.before"),
+                spec.expect.as_mapping())
 
 
 def load_suite(path: str | Path, *, today: date | None = None) -> Suite:
-    """Load a suite; ``today`` (default: the real date) decides which exemptions have expired."""
+    """Load a suite; ``today`` (default: the real date) decides which exemptions have expired.
+
+    SuiteError names the file, the document and the field path of every schema error
+    (``tests/x.yaml: document 1: spec.cases[2].expect.allowd: unknown field``).
+    """
     path = Path(path)
     today = today or date.today()
-    where = str(path)
     try:
-        docs = load_documents(path.read_text(encoding="utf-8"), where)
+        docs = load_documents(path.read_text(encoding="utf-8"), str(path))
     except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{where}: cannot read: {exc}") from None
+        raise SuiteError(f"{path}: cannot read: {exc}") from None
     except InputError as exc:
         raise SuiteError(str(exc)) from None
-    if len(docs) != 1 or not isinstance(docs[0], dict) or docs[0].get("kind") != KIND:
-        raise SuiteError(f"{where}: expected one document of kind {KIND}")
-    doc = docs[0]
-    spec = doc.get("spec")
-    if not isinstance(spec, dict):
-        raise SuiteError(f"{where}: spec: required")
+    if len(docs) != 1:
+        raise SuiteError(f"{path}: expected one document of kind {KIND}, found {len(docs)}")
+    where = f"{path}: document 1"
+    kind = docs[0].get("kind") if isinstance(docs[0], dict) else KIND
+    if kind != KIND:  # not a suite at all (a policy file?): one line, not one per field
+        raise SuiteError(f"{where}: kind: must be {KIND} (got {kind!r})")
+    try:
+        doc = PolicyTestDoc.model_validate(docs[0])
+    except ValidationError as exc:
+        raise SuiteError("\n".join(error_lines(exc, where))) from None
     base = path.parent
+    spec = doc.spec
     suite = Suite(
-        name=str((doc.get("metadata") or {}).get("name") or path.stem),
-        source=where,
-        policies=_load_policies(spec, base, where),
-        state_objects=_objects(spec.get("clusterState"), base, f"{where}: spec.clusterState"),
+        name=(doc.metadata.name if doc.metadata else None) or path.stem,
+        source=str(path),
+        policies=_load_policies(spec.policies, base, str(path)),
+        state_objects=_objects(spec.clusterState, base, f"{where}: spec.clusterState"),
     )
-    cases = spec.get("cases")
-    if not isinstance(cases, list) or not cases:
-        raise SuiteError(f"{where}: spec.cases: must be a non-empty list")
-    default_ns = str(spec.get("namespace") or "default")
-    suite.cases = [_case(c, i, base, where, default_ns, today) for i, c in enumerate(cases)]
+    default_ns = spec.namespace or "default"
+    suite.cases = [_case(c, i, base, where, default_ns, today) for i, c in enumerate(spec.cases)]
     return suite
 
 
@@ -292,7 +270,7 @@ Evaluator = Callable[[Case, Suite, InMemoryClusterState], Decision]
 
 
 def core_evaluator(case: Case, suite: Suite, state: InMemoryClusterState) -> Decision:
-    return admit(case.request, suite.policies, state)
+    return judge(case.request, suite.policies, state)
 
 
 def run_suite(suite: Suite, evaluate: Evaluator = core_evaluator) -> list[CaseResult]:
@@ -302,9 +280,8 @@ def run_suite(suite: Suite, evaluate: Evaluator = core_evaluator) -> list[CaseRe
         state = suite.fresh_state()
         try:
             for obj in case.before:
-                meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-                ns = meta.get("namespace") or case.request.namespace
-                admit(from_manifest(obj, default_namespace=ns), suite.policies, state)
+                ns = _namespace_of(obj) or case.request.namespace
+                judge(from_manifest(obj, default_namespace=ns), suite.policies, state)
             decision = evaluate(case, suite, state)
         except StateError as exc:
             raise SuiteError(f"{suite.source}: case {case.name!r}: {exc}") from None

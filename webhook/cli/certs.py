@@ -21,7 +21,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from webhook.actions.certs import CertBundle, CertError, CertOptions, ca_bundle, ensure_certificates, secret_manifest
+from webhook.actions.certs import (
+    CertBundle,
+    CertError,
+    CertOptions,
+    ca_bundle,
+    ensure_certificates,
+    secret_manifest,
+)
 from webhook.inputs.yamlio import dump
 
 NAME = "certs"

@@ -18,8 +18,8 @@ from datetime import date
 from webhook.actions import dry_run as dryrun
 from webhook.cli import output
 from webhook.cli.common import EXIT_DENIED, EXIT_OK, load_policy_set
-from webhook.views.files import load_state
 from webhook.inputs.manifests import read_objects
+from webhook.views.files import load_state
 
 NAME = "dry-run"
 

@@ -1,13 +1,15 @@
 """`tenantguard lint PATH...`: check policy files.
 
-Errors (exit 2) name file, document and field. Warnings (exit 0 unless ``--strict``)
-point at policies that load but probably do not do what their author meant
-(webhook.actions.lint).
+Errors (exit 2) name file, document and field. Warnings point at policies that load but
+probably do not do what their author meant (webhook.actions.lint), such as an exemption
+that matches every request: printed on stdout, exit 0; under ``--strict`` they are errors,
+printed on stderr, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date
 
 from webhook.actions.lint import warnings_for
@@ -18,15 +20,19 @@ NAME = "lint"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories")
-    parser.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 2)")
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors (printed on stderr, exit 2)")
 
 
 def run(args: argparse.Namespace) -> int:
     policies = load_policy_set(args.paths)
-    warnings = warnings_for(policies, date.today())
-    for w in warnings:
-        print(f"warning: {w}")
+    findings = warnings_for(policies, date.today())
+    for finding in findings:
+        if args.strict:
+            print(f"error: {finding}", file=sys.stderr)
+        else:
+            print(f"warning: {finding}")
     n = len(policies.cluster) + len(policies.tenants)
+    kind = "error" if args.strict else "warning"
     print(f"{n} polic{'y' if n == 1 else 'ies'} ({len(policies.cluster)} cluster, {len(policies.tenants)} tenant): "
-          f"{'ok' if not warnings else f'{len(warnings)} warning(s)'}")
-    return EXIT_ERROR if (warnings and args.strict) else EXIT_OK
+          f"{'ok' if not findings else f'{len(findings)} {kind}(s)'}")
+    return EXIT_ERROR if (findings and args.strict) else EXIT_OK

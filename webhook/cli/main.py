@@ -50,7 +50,7 @@ def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, object |
                     raise
                 module = None
             if module is not None:
-                module.add_arguments(p)  # type: ignore[attr-defined]
+                module.add_arguments(p)
     return parser, module
 
 

@@ -97,7 +97,7 @@ def write_diff(results: list[Result], out: TextIO, colour: bool) -> None:
 def write(results: list[Result], fmt: str, out: TextIO | None = None, colour: str = "auto",
           pipeline: str | None = None) -> None:
     stream = out or sys.stdout
-    writers: dict[str, Callable[[], None]] = {
+    writers: dict[str, Callable[[], object]] = {
         "json": lambda: stream.write(json.dumps(document(results), indent=2, default=str) + "\n"),
         "yaml": lambda: stream.write(dump(json.loads(json.dumps(document(results), default=str)))),
         "table": lambda: write_table(results, stream, use_colour(stream, colour), pipeline),

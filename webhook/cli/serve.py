@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from webhook.actions.certs import CertError
 from webhook.cli.common import EXIT_OK, UsageError
@@ -29,7 +30,7 @@ from webhook.server.settings import ServerSettings
 NAME = "serve"
 HELP = "run the admission webhook server"
 
-SAMPLE_POD = {
+SAMPLE_POD: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {"name": "tenantguard-demo", "namespace": "default"},
@@ -48,7 +49,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes sharing the port with SO_REUSEPORT (default 1)")
     parser.add_argument("--client-ca", metavar="FILE",
-                        help="require client certificates signed by this CA (mutual TLS with the API server)")
+                        help="require client certificates signed by this CA (mutual TLS with the API server); "
+                             "reloaded when it changes")
+    parser.add_argument("--client-name", action="append", default=[], metavar="NAME",
+                        help="with --client-ca: an allowed client certificate name, its CN or a DNS SAN "
+                             "(repeatable; default: any certificate the CA signed)")
+    parser.add_argument("--trusted-network", action="store_true",
+                        help="only the API server can reach this port (e.g. a NetworkPolicy): its reviews may "
+                             "reserve quota. Without it or --client-ca, reviews are judged but reserve nothing")
+    limits = parser.add_argument_group("the largest pod judged (beyond: denied on /validate, no defaults on /mutate)")
+    limits.add_argument("--max-containers", type=int, default=500, metavar="N",
+                        help="containers of every kind (default 500)")
+    limits.add_argument("--max-env", type=int, default=20_000, metavar="N",
+                        help="env and envFrom entries, all containers (default 20000)")
+    limits.add_argument("--max-volumes", type=int, default=1_000, metavar="N", help="volumes (default 1000)")
     view = parser.add_argument_group("cluster view (quota usage, namespace labels, NetworkPolicies)")
     view.add_argument("--cluster-state", action="append", default=[], metavar="FILE",
                       help="static view: Pods/Namespaces/ResourceQuotas/NetworkPolicies (YAML; repeatable)")
@@ -61,10 +75,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ops.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
                      help="how often policy and certificate files are checked for changes (default 1)")
     ops.add_argument("--grace-period", type=float, default=15.0, metavar="SECONDS",
-                     help="time in-flight requests get to finish after SIGTERM (default 15)")
+                     help="after SIGTERM, how long requests in flight, idle keep-alive connections and clients "
+                          "still in their TLS handshake get before they are cut (default 15)")
     ops.add_argument("--shutdown-delay", type=float, default=0.0, metavar="SECONDS",
                      help="after SIGTERM, keep answering (unready) this long before closing the port "
                           "(default 0: the chart's preStop sleep does this)")
+    conn = parser.add_argument_group("connections (slow or idle clients never hold the server)")
+    conn.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                      help="a new connection's TLS handshake and first request head must be complete within it "
+                           "(default 10)")
+    conn.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
+                      help="a request body must arrive within it once the head has (default 10)")
+    conn.add_argument("--idle-timeout", type=float, default=30.0, metavar="SECONDS",
+                      help="a keep-alive connection with no request for this long is closed (default 30)")
+    conn.add_argument("--max-connections", type=int, default=1000, metavar="N",
+                      help="open connections per process; beyond, new ones are closed at once (default 1000)")
     ops.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
 
 
@@ -80,6 +105,13 @@ def _flag_errors(args: argparse.Namespace) -> list[str]:
         errors.append(f"--port {args.port} is not a port")
     if args.cluster_state and (args.kubeconfig or args.in_cluster):
         errors.append("--cluster-state is a static view; it cannot be combined with --kubeconfig/--in-cluster")
+    if args.client_name and not args.client_ca:
+        errors.append("--client-name checks client certificates: it needs --client-ca")
+    if min(args.header_timeout, args.body_timeout, args.idle_timeout) <= 0 or args.max_connections < 1:
+        errors.append("--header-timeout, --body-timeout and --idle-timeout must be positive, --max-connections "
+                      "at least 1")
+    if min(args.max_containers, args.max_env, args.max_volumes) < 1:
+        errors.append("--max-containers, --max-env and --max-volumes must be at least 1")
     if args.reload_interval <= 0 or args.grace_period < 0 or args.shutdown_delay < 0:
         errors.append("--reload-interval must be positive, --grace-period and --shutdown-delay not negative")
     return errors
@@ -156,7 +188,11 @@ def _serve(args: argparse.Namespace, scratch: Path | None) -> int:
         cert, key = str(cert_path), str(key_path)
     settings = ServerSettings(
         policies=tuple(args.policies), cert=cert, key=key, host=args.host, port=args.port, workers=args.workers,
-        client_ca=args.client_ca, cluster_state=tuple(args.cluster_state), kubeconfig=args.kubeconfig,
+        client_ca=args.client_ca, client_names=tuple(args.client_name), trusted_network=args.trusted_network,
+        max_containers=args.max_containers, max_env=args.max_env, max_volumes=args.max_volumes,
+        header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        cluster_state=tuple(args.cluster_state), kubeconfig=args.kubeconfig,
         in_cluster=args.in_cluster, reload_interval=args.reload_interval, grace_period=args.grace_period,
         shutdown_delay=args.shutdown_delay, log_level=args.log_level,
     )

@@ -49,10 +49,7 @@ class ClusterState(Protocol):
         ...
 
     def network_policies_known(self, namespace: str) -> bool:
-        """True when ``network_policies(namespace)`` is the complete list (rules judge absence only then).
-
-        Validators call it through ``getattr`` so that views without it count as not knowing.
-        """
+        """True when ``network_policies(namespace)`` is the complete list (rules judge absence only then)."""
         ...
 
     def pod_usage(self, namespace: str, name: str) -> Usage | None:

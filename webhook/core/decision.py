@@ -1,11 +1,47 @@
-"""What the engine concludes about one object: allowed or not, why, and the patch."""
+"""What the engine concludes about one object: allowed or not, why, and the patch.
+
+Every rule the engine ran leaves a :class:`RuleResult` with one of five statuses, as
+Kyverno's engine reports them:
+
+=======  ======================================================================
+pass     the rule judged the object and found nothing
+fail     it found violations (they deny under Enforce, are recorded under Audit)
+warn     it found violations in a Warn-mode policy (they become kubectl warnings)
+error    it could not be evaluated: it raised, or met data it cannot read. Never a
+         silent pass: under Enforce it denies with a message saying the rule failed
+skip     it does not apply here (another kind, another subresource)
+=======  ======================================================================
+
+Each result carries how long the rule took (when the caller gave the engine a timer),
+which feeds the ``tenantguard_rule_duration_seconds`` histogram.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from webhook.core.patch import PatchOp
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    ERROR = "error"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """One rule of one policy, run (or skipped) on one object."""
+
+    policy: str
+    rule: str
+    status: Status
+    seconds: float | None = None  # None when no timer was given
+    findings: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +63,7 @@ class Violation:
     required: Any = None
     check: str | None = None
     enforcement: str = "Enforce"
+    status: Status = Status.FAIL  # ERROR: the rule could not be evaluated (the message says why)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"policy": self.policy, "rule": self.rule, "message": self.message}
@@ -35,6 +72,8 @@ class Violation:
             if value is not None:
                 out[key] = value
         out["enforcement"] = self.enforcement
+        if self.status is Status.ERROR:
+            out["status"] = self.status.value
         return out
 
     def summary(self) -> str:
@@ -49,23 +88,37 @@ class Decision:
     """The outcome of one review.
 
     ``violations`` holds only what denies (Enforce mode). Warn-mode findings are
-    in ``warned`` and, as text, in ``warnings`` (kubectl prints them, next to the
-    mutation phase's own warnings); Audit-mode findings are in ``audit`` and
-    surface as ``auditAnnotations``. ``patch`` is empty when
-    nothing changed. ``mutated`` is the object after the patch (None when the
-    object was not evaluated, e.g. a DELETE).
+    in ``warned``; Audit-mode findings are in ``audit`` and surface as
+    ``auditAnnotations``. ``notes`` are the mutation phase's own messages (a default
+    not applied, Audit-mode "would set ..."); :attr:`warnings` derives the kubectl
+    warnings from ``notes`` and ``warned``, once. ``results`` has one RuleResult per
+    rule run. ``patch`` is empty when nothing changed. ``mutated`` is the object after
+    the patch (None when the object was not evaluated, e.g. a DELETE).
     """
 
     allowed: bool = True
     tenant: str | None = None
     policies: tuple[str, ...] = ()
     violations: list[Violation] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     warned: list[Violation] = field(default_factory=list)
     audit: list[Violation] = field(default_factory=list)
+    results: list[RuleResult] = field(default_factory=list)
     patch: list[PatchOp] = field(default_factory=list)
     mutated: dict[str, Any] | None = None
     skipped: str | None = None  # why nothing was evaluated (exempt, not a pod kind, operation, ...)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What kubectl prints: the mutation phase's notes, then each Warn-mode finding."""
+        if not self.warned:
+            return self.notes
+        return self.notes + [v.summary() for v in self.warned]
+
+    @property
+    def errors(self) -> list[Violation]:
+        """Findings of rules that could not be evaluated, whatever their policy's mode."""
+        return [v for v in (*self.violations, *self.warned, *self.audit) if v.status is Status.ERROR]
 
     def patch_json(self) -> list[dict[str, Any]]:
         return [op.as_json() for op in self.patch]

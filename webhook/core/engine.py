@@ -16,18 +16,22 @@ Fixed step order for every request (as Kyverno's engine fixes it for every rule)
    warns, Audit annotates. A tenant cannot loosen a cluster rule because the
    cluster policy's own validators always run with its own enforcement.
 
-Mutators fail open (a crash skips that default, with a warning); validators fail
-closed (a crash is a violation naming the rule).
+Every rule run leaves a RuleResult (pass, fail, warn, error, skip: webhook.core.decision).
+Mutators fail open (a crash skips that default, with a warning and status ``error``);
+validators fail closed (a crash is a finding with status ``error`` naming the rule, routed
+by its policy's mode like any finding: under Enforce it denies, saying the rule failed).
+Given a ``timer`` (the server passes ``time.perf_counter``; the core reads no clock), each
+rule's evaluation time is recorded in its result.
 """
 
 from __future__ import annotations
 
 import json
-from contextlib import suppress
+from collections.abc import Callable
 from typing import Any
 
 from webhook.core.cluster_state import ClusterState
-from webhook.core.decision import Decision, Violation
+from webhook.core.decision import Decision, RuleResult, Status, Violation
 from webhook.core.mutation import MutationContext, working_copy
 from webhook.core.patch import PatchRecorder
 from webhook.core.plan import (
@@ -42,6 +46,7 @@ from webhook.core.plan import (
     PolicySet,
     TenantConflict,
     ValidationContext,
+    Validator,
 )
 from webhook.core.quantity import QuantityError
 from webhook.core.request import AdmissionRequest
@@ -82,18 +87,19 @@ class _TenantCache:
         return self._cache[namespace]
 
 
+Timer = Callable[[], float]
+
+
 def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: dict[str, Any],
             decision: Decision) -> None:
-    if request.subresource == RESIZE:
-        return  # a resize changes resources only: its new values are judged as sent, never filled in
     target = locate_pod(working)
     if target is None:
         return
     pod_update = target.kind == "Pod" and request.operation == "UPDATE"
-    if pod_update and request.subresource != EPHEMERAL_CONTAINERS:
+    if pod_update and request.subresource != "ephemeralcontainers":
         return  # a running pod's spec is immutable: defaults apply at creation
     recorder = PatchRecorder()
-    ctx = MutationContext(request=request, target=target, recorder=recorder, warnings=decision.warnings)
+    ctx = MutationContext(request=request, target=target, recorder=recorder, warnings=decision.notes)
     # the tenant's defaults first (most specific wins), then the cluster baseline
     ordered = [p for p in policies if p.is_tenant] + [p for p in policies if not p.is_tenant]
     for policy in ordered:
@@ -103,13 +109,14 @@ def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: 
             _report_audit_mutations(request, policy, working, decision)
             continue
         for mutator in policy.mutators:
-            if request.subresource not in getattr(mutator, "subresources", MAIN_ONLY):
+            if request.subresource not in mutator.subresources:
                 continue
             recorder.policy, recorder.rule = policy.name, mutator.rule
             try:
                 mutator.mutate(ctx)
             except Exception as exc:  # noqa: BLE001 - fail open, say so
-                decision.warnings.append(f"[{policy.name}/{mutator.rule}] default not applied: {exc}")
+                decision.notes.append(f"[{policy.name}/{mutator.rule}] default not applied: {exc}")
+                decision.results.append(RuleResult(policy.name, mutator.rule, Status.ERROR))
     decision.patch = recorder.ops
 
 
@@ -121,20 +128,24 @@ def _report_audit_mutations(request: AdmissionRequest, policy: CompiledPolicy, w
     recorder = PatchRecorder(policy=policy.name)
     ctx = MutationContext(request=request, target=target, recorder=recorder, warnings=[])
     for mutator in policy.mutators:
-        if request.subresource not in getattr(mutator, "subresources", MAIN_ONLY):
+        if request.subresource not in mutator.subresources:
             continue
         recorder.rule = mutator.rule
-        with suppress(Exception):  # reporting only: a default that fails is simply not reported
+        try:
             mutator.mutate(ctx)
+        except Exception as exc:  # noqa: BLE001 - reported, like any default that cannot be evaluated
+            decision.notes.append(f"[{policy.name}/{mutator.rule}] (Audit) default could not be evaluated: {exc}")
+            decision.results.append(RuleResult(policy.name, mutator.rule, Status.ERROR))
     for op in recorder.ops:
-        decision.warnings.append(f"[{policy.name}/{op.rule}] (Audit) would set {op.path} = {_short(op.value)}")
+        decision.notes.append(f"[{policy.name}/{op.rule}] (Audit) would set {op.path} = {_short(op.value)}")
 
 
 def _same_finding(a: Violation, b: Violation) -> bool:
     return a.rule == b.rule and a.check == b.check and a.message == b.message and a.field == b.field
 
 
-def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> None:
+def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> Enforcement:
+    """File ``found`` under its policy's mode; return the mode it was filed under."""
     mode = policy.enforcement
     if mode is Enforcement.ENFORCE and found.enforcement == Enforcement.WARN.value:
         mode = Enforcement.WARN  # an advisory finding (a rule that lacked the data to judge) never denies
@@ -144,13 +155,35 @@ def _route(policy: CompiledPolicy, found: Violation, decision: Decision) -> None
             decision.violations.append(found)
     elif mode is Enforcement.WARN:
         decision.warned.append(found)
-        decision.warnings.append(found.summary())
     else:
         decision.audit.append(found)
+    return mode
+
+
+def _run(validator: Validator, ctx: ValidationContext, policy: CompiledPolicy) -> list[Violation]:
+    """The validator's findings; a crash is one finding with status error, naming the rule and the error."""
+    try:
+        return list(validator.validate(ctx))
+    except QuantityError as exc:  # the object holds a quantity the API server would refuse: a failure
+        return [Violation(policy.name, validator.rule, f"invalid quantity: {exc}",
+                          enforcement=policy.enforcement.value)]
+    except Exception as exc:  # noqa: BLE001 - fail closed, name the rule
+        return [Violation(policy.name, validator.rule,
+                          f"rule could not be evaluated ({type(exc).__name__}: {exc})",
+                          enforcement=policy.enforcement.value, status=Status.ERROR)]
+
+
+def _status(found: list[Violation], modes: set[Enforcement]) -> Status:
+    if not found:
+        return Status.PASS
+    if any(v.status is Status.ERROR for v in found):
+        return Status.ERROR
+    return Status.WARN if modes == {Enforcement.WARN} else Status.FAIL
 
 
 def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant: CompiledPolicy | None,
-              working: dict[str, Any], state: ClusterState, tenant_of: _TenantCache, decision: Decision) -> None:
+              working: dict[str, Any], state: ClusterState, tenant_of: _TenantCache, decision: Decision,
+              timer: Timer | None) -> None:
     kind = working.get("kind")
     kind = kind if isinstance(kind, str) else ""  # a malformed kind judges like an unknown one
     target = locate_pod(working)
@@ -165,28 +198,22 @@ def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant:
         )
         for validator in policy.validators:
             kinds = validator.kinds
-            if kinds is None:
-                if target is None:
-                    continue
-            elif kind not in kinds:
+            if (target is None if kinds is None else kind not in kinds) or \
+                    request.subresource not in validator.subresources:
+                decision.results.append(RuleResult(policy.name, validator.rule, Status.SKIP))
                 continue
-            if request.subresource not in getattr(validator, "subresources", MAIN_ONLY):
-                continue
-            try:
-                for found in validator.validate(ctx):
-                    _route(policy, found, decision)
-            except QuantityError as exc:
-                _route(policy, Violation(policy.name, validator.rule, f"invalid quantity: {exc}",
-                                         enforcement=policy.enforcement.value), decision)
-            except Exception as exc:  # noqa: BLE001 - fail closed, name the rule
-                _route(policy, Violation(policy.name, validator.rule,
-                                         f"rule could not be evaluated ({type(exc).__name__}: {exc})",
-                                         enforcement=policy.enforcement.value), decision)
+            started = timer() if timer is not None else 0.0
+            found = _run(validator, ctx, policy)
+            seconds = timer() - started if timer is not None else None
+            modes = {_route(policy, v, decision) for v in found}
+            decision.results.append(RuleResult(policy.name, validator.rule, _status(found, modes), seconds,
+                                               len(found)))
 
 
 def evaluate(request: AdmissionRequest, policies: PolicySet, state: ClusterState, *,
-             mutate: bool = True, validate: bool = True) -> Decision:
-    """Evaluate one request. ``mutate``/``validate`` select the phases (the webhook's two endpoints)."""
+             mutate: bool = True, validate: bool = True, timer: Timer | None = None) -> Decision:
+    """Evaluate one request. ``mutate``/``validate`` select the phases (the webhook's two endpoints);
+    ``timer`` (e.g. ``time.perf_counter``) times each rule."""
     decision = Decision()
     obj = request.obj
     if request.operation not in ("CREATE", "UPDATE") or not isinstance(obj, dict):
@@ -213,11 +240,11 @@ def evaluate(request: AdmissionRequest, policies: PolicySet, state: ClusterState
         return decision
     # only mutation writes, into a copy unless the caller handed the object over; validation alone
     # judges the object as received, without a copy
-    working = working_copy(obj) if mutate and not request.writable else obj  # type: ignore[arg-type]
+    working = working_copy(obj) if mutate and not request.writable else obj
     if mutate:
         _mutate(request, active, working, decision)
     decision.mutated = working
     if validate:
-        _validate(request, active, tenant, working, state, _TenantCache(policies, state), decision)
+        _validate(request, active, tenant, working, state, _TenantCache(policies, state), decision, timer)
     decision.allowed = not decision.violations
     return decision

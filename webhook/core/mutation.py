@@ -5,6 +5,10 @@ those change the working copy and record one ``add`` op, except inside a member
 this same pass created (its ``add`` op carries the parent by reference, so later
 fills show up in it). The result is the patch jsonpatch would compute by diffing
 original and mutated objects, at the cost of a few dict look-ups.
+
+Values are copied as they are put (copy-on-put): a mutator may hand over a default
+straight from its compiled plan, and the plan never sees what later fills do to the
+object.
 """
 
 from __future__ import annotations
@@ -78,15 +82,16 @@ class MutationContext:
         return self.target.prefix + parts
 
     # --- recording fills ---------------------------------------------------
-    def _mark_fresh(self, value: Any) -> None:
+    def _adopt(self, value: Any) -> Any:
+        """A copy of ``value`` for the working copy, every container in it marked as created by this pass."""
         if isinstance(value, dict):
-            self._fresh.add(id(value))
-            for v in value.values():
-                self._mark_fresh(v)
+            out = {k: self._adopt(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
         elif isinstance(value, list):
-            self._fresh.add(id(value))
-            for v in value:
-                self._mark_fresh(v)
+            out = [self._adopt(v) if isinstance(v, (dict, list)) else v for v in value]  # type: ignore[assignment]
+        else:
+            return value
+        self._fresh.add(id(out))
+        return out
 
     def put(self, parent: dict[str, Any], parent_path: tuple[str | int, ...], key: str, value: Any) -> None:
         """Set ``parent[key] = value`` (the caller checked it is unset) and record the op.
@@ -95,13 +100,12 @@ class MutationContext:
         expresses as ``replace``, so such a fill is recorded as ``replace``.
         """
         had_null = key in parent
-        parent[key] = value
+        value = parent[key] = self._adopt(value)
         if id(parent) not in self._fresh:
             if had_null:
                 self.recorder.replace(parent_path + (key,), value)
             else:
                 self.recorder.add(parent_path + (key,), value)
-        self._mark_fresh(value)
 
     def put_deep(self, parent: dict[str, Any], parent_path: tuple[str | int, ...], keys: tuple[str, ...],
                  value: Any) -> None:
@@ -129,8 +133,8 @@ class MutationContext:
     def append(self, lst: list[Any], list_path: tuple[str | int, ...], value: Any) -> None:
         """Append to an existing list and record ``add`` at the new index."""
         index = len(lst)
+        value = self._adopt(value)
         lst.append(value)
         if id(lst) not in self._fresh:
             self.recorder.add(list_path + (index,), value)
-        self._mark_fresh(value)
 

@@ -14,6 +14,11 @@ only the view they hand in, behind :class:`UsageView`:
 
 Only what can change usage takes the lock: the validating phase of a request that is not a
 dry run and that creates an object or resizes a pod. Everything else is evaluated without it.
+A caller may also judge without recording (``record=False``): the server does for reviews
+from a caller it cannot trust, so a forged review never reserves a tenant's quota.
+
+A view may refuse to record (``RecordRefused``: too many admissions it has not yet seen
+happen); the admission is then denied, saying why, rather than admitted uncounted.
 """
 
 from __future__ import annotations
@@ -23,9 +28,15 @@ from typing import Protocol
 
 from webhook.core.cluster_state import ClusterState
 from webhook.core.decision import Decision
-from webhook.core.engine import evaluate
+from webhook.core.decision import Violation
+from webhook.core.engine import Timer, evaluate
+from webhook.core.errors import TenantguardError
 from webhook.core.plan import RESIZE, PolicySet
 from webhook.core.request import AdmissionRequest
+
+
+class RecordRefused(TenantguardError):
+    """A view cannot count one more admission now (it bounds what it holds unconfirmed)."""
 
 
 class UsageView(ClusterState, Protocol):
@@ -50,16 +61,20 @@ def changes_usage(request: AdmissionRequest) -> bool:
 
 
 def judge(request: AdmissionRequest, policies: PolicySet, view: UsageView, *, mutate: bool = True,
-          validate: bool = True) -> Decision:
+          validate: bool = True, timer: Timer | None = None, record: bool = True) -> Decision:
     """Evaluate ``request`` against ``view`` and, when it is admitted, record it there, atomically.
 
     ``mutate``/``validate`` select the phases (the mutating webhook runs only the first, the
     validating webhook only the second, the dry-run both). Only the validating phase records.
     """
-    if not (validate and changes_usage(request)):
-        return evaluate(request, policies, view, mutate=mutate, validate=validate)
+    if not (record and validate and changes_usage(request)):
+        return evaluate(request, policies, view, mutate=mutate, validate=validate, timer=timer)
     with view.locked():
-        decision = evaluate(request, policies, view, mutate=mutate, validate=validate)
+        decision = evaluate(request, policies, view, mutate=mutate, validate=validate, timer=timer)
         if decision.allowed:
-            view.record_admitted(request, decision)
+            try:
+                view.record_admitted(request, decision)
+            except RecordRefused as exc:
+                decision.violations.append(Violation("tenantguard", "reservations", str(exc)))
+                decision.allowed = False
     return decision

@@ -95,22 +95,37 @@ class NamespaceMatch:
 
 
 class Mutator(Protocol):
-    """Fills what the pod left out. Must be deterministic and idempotent."""
+    """Fills what the pod left out. Must be deterministic and idempotent.
 
-    rule: str
+    ``rule`` names it in patches, warnings and metrics (``defaults.resources``); ``subresources``
+    are the ones it acts on (``MAIN_ONLY``: the object itself). Implementations are frozen
+    dataclasses: compiled once per policy load, shared by every request.
+    """
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def subresources(self) -> frozenset[str]: ...
 
     def mutate(self, ctx: MutationContext) -> None: ...
 
 
 class Validator(Protocol):
-    """Judges the (mutated) object; yields one Violation per broken requirement.
+    """Judges the object; yields one Violation per broken requirement.
 
-    ``kinds`` is None for validators of pods and pod templates; a validator of
-    other objects (e.g. NetworkPolicy) lists the kinds it judges.
+    ``kinds`` is None for validators of pods and pod templates; a validator of other objects
+    (e.g. NetworkPolicy) lists the kinds it judges. ``subresources``: as for mutators.
     """
 
-    rule: str
-    kinds: frozenset[str] | None
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def kinds(self) -> frozenset[str] | None: ...
+
+    @property
+    def subresources(self) -> frozenset[str]: ...
 
     def validate(self, ctx: ValidationContext) -> Iterable[Violation]: ...
 
@@ -150,23 +165,34 @@ class TenantConflict(TenantguardError):
         self.tenants = tenants
 
 
-# namespaces whose tenant a PolicySet remembers (cleared when full)
+# namespaces whose tenant a TenantIndex remembers (cleared when full)
 RESOLVED_CACHE = 65536
 
+class TenantIndex:
+    """Which TenantPolicy claims a namespace: the tenants' literal names in a dict, then their globs and
+    selectors, remembered per namespace.
 
-@dataclass(frozen=True, slots=True)
-class PolicySet:
-    """Every loaded policy; ``generation`` identifies this set (a content hash)."""
+    The one mutable part of a policy set, and only a cache: a namespace's tenant depends only on its name
+    and labels, and cluster views replace a namespace's label mapping when its labels change (never change
+    it in place: ``ClusterState.namespace_labels``), so an identical mapping object means an identical
+    answer. The quota and isolation rules resolve every namespace a tenant may hold, per request.
+    """
 
-    cluster: tuple[CompiledPolicy, ...] = ()
-    tenants: tuple[CompiledPolicy, ...] = ()
-    generation: str = ""
-    # namespace -> (the label mapping it was resolved with, its tenant or the names of conflicting ones).
-    # A namespace's tenant depends only on its name and labels, and cluster views replace a namespace's
-    # label mapping when its labels change (ClusterState.namespace_labels), so an identical mapping object
-    # means an identical answer: the quota and isolation rules resolve every known namespace per request.
-    _resolved: dict[str, tuple[Mapping[str, str] | None, CompiledPolicy | tuple[str, ...] | None]] = field(
-        default_factory=dict, compare=False, repr=False)
+    __slots__ = ("_by_name", "_order", "_patterned", "_resolved")
+
+    def __init__(self, tenants: Iterable[CompiledPolicy]):
+        self._by_name: dict[str, list[CompiledPolicy]] = {}
+        self._patterned: list[CompiledPolicy] = []
+        self._order: dict[str, int] = {}
+        for tenant in tenants:
+            self._order[tenant.name] = len(self._order)
+            if tenant.match is None:
+                continue
+            for name in tenant.match.names:
+                self._by_name.setdefault(name, []).append(tenant)
+            if tenant.match.globs or tenant.match.selector is not None:
+                self._patterned.append(tenant)
+        self._resolved: dict[str, tuple[Mapping[str, str] | None, CompiledPolicy | tuple[str, ...] | None]] = {}
 
     def tenant_for(self, namespace: str, labels: Mapping[str, str] | None) -> CompiledPolicy | None:
         """The TenantPolicy claiming ``namespace``; raises TenantConflict if several do."""
@@ -174,7 +200,11 @@ class PolicySet:
         if cached is not None and cached[0] is labels:
             found = cached[1]
         else:
-            claimants = [t for t in self.tenants if t.match is not None and t.match.matches(namespace, labels)]
+            claimants = list(self._by_name.get(namespace, ()))
+            for tenant in self._patterned:
+                if tenant not in claimants and tenant.match is not None and tenant.match.matches(namespace, labels):
+                    claimants.append(tenant)
+            claimants.sort(key=lambda t: self._order.get(t.name, 0))
             found = tuple(t.name for t in claimants) if len(claimants) > 1 else (claimants[0] if claimants else None)
             if len(self._resolved) >= RESOLVED_CACHE:
                 self._resolved.clear()
@@ -182,6 +212,26 @@ class PolicySet:
         if isinstance(found, tuple):
             raise TenantConflict(namespace, list(found))
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Every loaded policy, immutable; ``generation`` identifies this set (a content hash).
+
+    ``index`` (a :class:`TenantIndex`, built with the set) answers which tenant claims a namespace.
+    """
+
+    cluster: tuple[CompiledPolicy, ...] = ()
+    tenants: tuple[CompiledPolicy, ...] = ()
+    generation: str = ""
+    index: TenantIndex = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", TenantIndex(self.tenants))
+
+    def tenant_for(self, namespace: str, labels: Mapping[str, str] | None) -> CompiledPolicy | None:
+        """The TenantPolicy claiming ``namespace``; raises TenantConflict if several do."""
+        return self.index.tenant_for(namespace, labels)
 
 
 @dataclass(slots=True)

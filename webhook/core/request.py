@@ -54,6 +54,12 @@ class AdmissionRequest:
         return ""
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value from the body, for an error message: short, so a body's content never reaches the logs."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ReviewError(f"{where} must be an object")
@@ -88,14 +94,14 @@ def from_review(review: Any, *, today: date | None = None, writable: bool = Fals
         raise ReviewError("kind must be AdmissionReview")
     api_version = review.get("apiVersion")
     if api_version not in SUPPORTED_REVIEW_VERSIONS:
-        raise ReviewError(f"unsupported apiVersion {api_version!r}; expected admission.k8s.io/v1")
+        raise ReviewError(f"unsupported apiVersion {_shown(api_version)}; expected admission.k8s.io/v1")
     req = _mapping(review.get("request"), "request")
     uid = _string(req.get("uid"), "request.uid")
     if not uid:
         raise ReviewError("request.uid is required")
     operation = _string(req.get("operation"), "request.operation") or "CREATE"
     if operation not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
-        raise ReviewError(f"request.operation {operation!r} is not CREATE, UPDATE, DELETE or CONNECT")
+        raise ReviewError(f"request.operation {_shown(operation)} is not CREATE, UPDATE, DELETE or CONNECT")
     obj = _optional_mapping(req.get("object"), "request.object")
     old = _optional_mapping(req.get("oldObject"), "request.oldObject")
     if operation in ("CREATE", "UPDATE") and obj is None:

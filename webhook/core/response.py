@@ -13,6 +13,7 @@ from typing import Any
 
 from webhook.core.decision import Decision
 from webhook.core.request import AdmissionRequest
+from webhook.core.wire import AdmissionResponseBody, AdmissionReviewResponse
 
 # Kubernetes caps each warning (longer ones are truncated by the API server) and their total.
 MAX_WARNING_CHARS = 512
@@ -23,9 +24,9 @@ def _dumps(value: Any) -> bytes:
 
 
 def admission_response(request: AdmissionRequest, decision: Decision, *, include_patch: bool,
-                       dumps: Callable[[Any], bytes] = _dumps) -> dict[str, Any]:
+                       dumps: Callable[[Any], bytes] = _dumps) -> AdmissionReviewResponse:
     """The AdmissionReview to send back, in the request's apiVersion, with the same uid."""
-    response: dict[str, Any] = {"uid": request.uid, "allowed": decision.allowed}
+    response: AdmissionResponseBody = {"uid": request.uid, "allowed": decision.allowed}
     if include_patch and decision.patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(dumps(decision.patch_json())).decode()
@@ -44,9 +45,10 @@ def admission_response(request: AdmissionRequest, decision: Decision, *, include
     return {"apiVersion": request.api_version, "kind": "AdmissionReview", "response": response}
 
 
-def error_response(uid: str, api_version: str, code: int, message: str, *, allowed: bool = False) -> dict[str, Any]:
+def error_response(uid: str, api_version: str, code: int, message: str, *,
+                   allowed: bool = False) -> AdmissionReviewResponse:
     """An answer for a review we could not evaluate (e.g. no policies loaded yet)."""
-    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    response: AdmissionResponseBody = {"uid": uid, "allowed": allowed}
     if not allowed:
         response["status"] = {"code": code, "message": message}
     else:

@@ -41,7 +41,7 @@ def document_files(directory: Path, suffixes: tuple[str, ...] = DOCUMENT_SUFFIXE
     ]
 
 
-class _StrictLoader(_Loader):  # type: ignore[misc,valid-type]
+class _StrictLoader(_Loader):
     pass
 
 

@@ -1,4 +1,6 @@
-"""Policy files: schema (pydantic), loading (YAML -> validated documents) and compiling (-> core plan)."""
+"""Policy documents: the schema of policy files and PolicyTest suites (pydantic: ``schema``, ``suite``),
+loading YAML into validated documents with errors naming file, document and field (``loader``), and
+compiling them into the core's plan (``compile``)."""
 
 from webhook.policy.loader import PolicyError, load_policies
 

@@ -8,7 +8,9 @@ resources -> probes -> QoS -> maxima -> boundaries -> network isolation -> quota
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from webhook.core.mutators.affinity import AffinityMutator
@@ -46,6 +48,12 @@ def _plain(model: Any) -> Any:
     return model.model_dump(mode="json", exclude_none=True, exclude_unset=True)
 
 
+def frozen_map(values: Mapping[str, str]) -> Mapping[str, str]:
+    """A read-only copy: a plan is shared by every request and never written to (the mutation context
+    copies what it puts into an object)."""
+    return MappingProxyType(dict(values))
+
+
 def _quantities(values: dict[str, str]) -> dict[str, Decimal]:
     return {k: parse_quantity(v) for k, v in values.items()}
 
@@ -53,11 +61,11 @@ def _quantities(values: dict[str, str]) -> dict[str, Decimal]:
 def compile_mutators(defaults: schema.Defaults) -> list[Mutator]:
     out: list[Mutator] = []
     if defaults.labels:
-        out.append(MetadataMapMutator("labels", dict(defaults.labels)))
+        out.append(MetadataMapMutator("labels", frozen_map(defaults.labels)))
     if defaults.annotations:
-        out.append(MetadataMapMutator("annotations", dict(defaults.annotations)))
+        out.append(MetadataMapMutator("annotations", frozen_map(defaults.annotations)))
     if defaults.resources and (defaults.resources.requests or defaults.resources.limits):
-        out.append(ResourcesMutator(dict(defaults.resources.requests), dict(defaults.resources.limits)))
+        out.append(ResourcesMutator(frozen_map(defaults.resources.requests), frozen_map(defaults.resources.limits)))
     if defaults.probes:
         probes = {k: v for k, v in _plain(defaults.probes).items() if v}
         if probes:
@@ -76,7 +84,7 @@ def compile_mutators(defaults: schema.Defaults) -> list[Mutator]:
     if defaults.tolerations:
         out.append(TolerationsMutator(tuple(_plain(t) for t in defaults.tolerations)))
     if defaults.nodeSelector:
-        out.append(NodeSelectorMutator(dict(defaults.nodeSelector)))
+        out.append(NodeSelectorMutator(frozen_map(defaults.nodeSelector)))
     if defaults.priorityClassName:
         out.append(PriorityClassMutator(defaults.priorityClassName))
     if defaults.topologySpreadConstraints:

@@ -30,11 +30,12 @@ from pydantic import ValidationError
 from webhook.core.errors import TenantguardError
 from webhook.core.plan import CompiledPolicy, PolicySet
 from webhook.core.selectors import glob_match, globs_overlap, is_glob
+from webhook.inputs.yamlio import InputError, document_files, load_documents
 from webhook.policy import schema
 from webhook.policy.compile import compile_policy
-from webhook.inputs.yamlio import InputError, document_files, load_documents
 
 _TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
+_PLAIN_PART = re.compile(r"[A-Za-z0-9_-]+")
 _MODEL_NAMES = {name for name, obj in vars(schema).items() if isinstance(obj, type)}
 
 
@@ -108,8 +109,8 @@ def format_loc(loc: Sequence[Any]) -> str:
         part = str(part)
         if part in _MODEL_NAMES or _TYPE_TAG.match(part) or part == "[key]":
             continue
-        if "." in part or "/" in part:
-            out += f'["{part}"]'
+        if not _PLAIN_PART.fullmatch(part):  # a map key such as "example.com/team", "bad key" or ""
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
         else:
             out += ("." if out else "") + part
     return out
@@ -132,6 +133,19 @@ def format_error(err: Any) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+def error_lines(exc: ValidationError, where: str) -> list[str]:
+    """One ``where: field.path: message`` line per error of ``exc``, in order, duplicates dropped.
+
+    ``where`` names the file and document (``policies/x.yaml: document 1``); policy files and
+    PolicyTest suites (webhook.policy.suite) report their schema errors through it alike.
+    """
+    lines = []
+    for err in exc.errors():
+        loc = format_loc(err.get("loc", ()))
+        lines.append(f"{where}: {loc + ': ' if loc else ''}{format_error(err)}")
+    return list(dict.fromkeys(lines))
+
+
 def validate_document(doc: SourceDoc) -> tuple[schema.PolicyDoc | None, list[str]]:
     where = f"{doc.source}: document {doc.index}"
     raw = doc.raw
@@ -146,11 +160,7 @@ def validate_document(doc: SourceDoc) -> tuple[schema.PolicyDoc | None, list[str
     try:
         return model.model_validate(raw), []
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = format_loc(err.get("loc", ()))
-            lines.append(f"{where}: {loc + ': ' if loc else ''}{format_error(err)}")
-        return None, list(dict.fromkeys(lines))
+        return None, error_lines(exc, where)
 
 
 def _namespace_conflicts(tenants: list[tuple[schema.TenantPolicyDoc, SourceDoc]]) -> list[str]:

@@ -1,8 +1,13 @@
-"""The policy file schema (DESIGN section 2), validated with pydantic v2.
+"""The policy file schema (kinds TenantPolicy and ClusterPolicy), validated with pydantic v2.
 
 Unknown fields are errors everywhere (``extra="forbid"``), so a typo like
 ``spec.defualts`` is reported instead of silently ignored. Quantities are
 checked with the core's Kubernetes-exact parser and kept as strings.
+
+Label keys and values, annotation keys and the total size of annotations are checked
+with the API server's own rules (apimachinery ``IsQualifiedName``, ``IsValidLabelValue``,
+``ValidateAnnotations``), with its messages, wherever a policy names them: a key the API
+server would refuse is a load error, not a patch every pod creation then fails on.
 """
 
 from __future__ import annotations
@@ -12,14 +17,24 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from webhook.core.pod_security import parse_level_version
 from webhook.core.quantity import QuantityError, parse_quantity
+from webhook.core.selectors import is_glob
 
 API_VERSION = "tenantguard.io/v1alpha1"
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Names are matched whole (``fullmatch``, or ``\Z``), as Go's ``^...$`` matches: Python's ``$`` lets "name\n" through.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9*?\[\]\-!]+$")
 QUOTA_KEY = re.compile(
     r"^(pods|count/pods|cpu|memory|ephemeral-storage|"
@@ -51,7 +66,7 @@ Quantity = Annotated[str, BeforeValidator(_quantity)]
 
 
 def _resource_name(value: Any) -> str:
-    if not isinstance(value, str) or not RESOURCE_NAME.match(value):
+    if not isinstance(value, str) or not RESOURCE_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a resource name (cpu, memory, ephemeral-storage, hugepages-<size>, "
                          "or a domain-prefixed extended resource such as nvidia.com/gpu)")
     return value
@@ -61,7 +76,7 @@ ResourceName = Annotated[str, BeforeValidator(_resource_name)]
 
 
 def _quota_key(value: Any) -> str:
-    if not isinstance(value, str) or not QUOTA_KEY.match(value):
+    if not isinstance(value, str) or not QUOTA_KEY.fullmatch(value):
         raise ValueError(f"{value!r} is not a ResourceQuota key (requests.cpu, limits.memory, cpu, memory, pods, "
                          "requests.nvidia.com/gpu, ...)")
     return value
@@ -71,7 +86,7 @@ QuotaKey = Annotated[str, BeforeValidator(_quota_key)]
 
 
 def _namespace_pattern(value: Any) -> str:
-    if not isinstance(value, str) or not value or not NAMESPACE_PATTERN.match(value):
+    if not isinstance(value, str) or not value or not NAMESPACE_PATTERN.fullmatch(value):
         raise ValueError(f"{value!r} is not a namespace name or shell glob")
     return value
 
@@ -88,13 +103,151 @@ def _to_str(value: Any) -> Any:
     return value
 
 
-LabelValue = Annotated[str, BeforeValidator(_to_str)]
+# --- label and annotation keys and values: k8s.io/apimachinery/pkg/util/validation, messages included ---
+
+_QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_QUALIFIED_NAME = re.compile(_QUALIFIED_NAME_FMT)
+_QUALIFIED_NAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                       "alphanumeric character")
+_LABEL_VALUE_FMT = f"({_QUALIFIED_NAME_FMT})?"
+_LABEL_VALUE = re.compile(_LABEL_VALUE_FMT)
+_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+                    "and must start and end with an alphanumeric character")
+_DNS1123_SUBDOMAIN_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+                          "'.', and must start and end with an alphanumeric character")
+QUALIFIED_NAME_MAX_LENGTH = 63
+LABEL_VALUE_MAX_LENGTH = 63
+DNS1123_SUBDOMAIN_MAX_LENGTH = 253
+TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024  # bytes, keys and values together
+
+
+def _regex_error(msg: str, fmt: str, *examples: str) -> str:
+    """apimachinery ``RegexError``, word for word (its double spaces included)."""
+    if not examples:
+        return f"{msg} (regex used for validation is '{fmt}')"
+    return msg + " (e.g. " + " or ".join(f"'{e}', " for e in examples) + f"regex used for validation is '{fmt}')"
+
+
+def _max_len_error(length: int) -> str:
+    return f"must be no more than {length} characters"
+
+
+def _byte_len(value: str) -> int:
+    return len(value.encode("utf-8"))  # Go's len() counts bytes
+
+
+def dns1123_subdomain_errors(value: str) -> list[str]:
+    """apimachinery ``IsDNS1123Subdomain``: the reasons ``value`` is not one (empty when it is)."""
+    errors = []
+    if _byte_len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
+        errors.append(_max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
+    if not DNS_SUBDOMAIN.fullmatch(value):
+        errors.append(_regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
+    return errors
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """apimachinery ``IsQualifiedName`` (label keys, annotation keys): an optional DNS-1123 subdomain
+    prefix and ``/``, then a name part of at most 63 characters."""
+    parts = value.split("/")
+    errors: list[str] = []
+    if len(parts) == 1:
+        name = parts[0]
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            errors.append("prefix part must be non-empty")
+        else:
+            errors.extend(f"prefix part {msg}" for msg in dns1123_subdomain_errors(prefix))
+    else:
+        return ["a qualified name " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name",
+                                                   "123-abc")
+                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+    if not name:
+        errors.append("name part must be non-empty")
+    elif _byte_len(name) > QUALIFIED_NAME_MAX_LENGTH:
+        errors.append(f"name part {_max_len_error(QUALIFIED_NAME_MAX_LENGTH)}")
+    if not _QUALIFIED_NAME.fullmatch(name):
+        errors.append("name part " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name",
+                                                  "123-abc"))
+    return errors
+
+
+def label_value_errors(value: str) -> list[str]:
+    """apimachinery ``IsValidLabelValue``: empty, or at most 63 characters of the name-part alphabet."""
+    errors = []
+    if _byte_len(value) > LABEL_VALUE_MAX_LENGTH:
+        errors.append(_max_len_error(LABEL_VALUE_MAX_LENGTH))
+    if not _LABEL_VALUE.fullmatch(value):
+        errors.append(_regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
+    return errors
+
+
+def _invalid(what: str, value: str, errors: list[str]) -> str:
+    return f"invalid {what} {value!r}: {'; '.join(errors)}"
+
+
+def _label_key(value: str, what: str = "label key") -> str:
+    errors = qualified_name_errors(value)
+    if errors:
+        raise ValueError(_invalid(what, value, errors))
+    return value
+
+
+def _label_value(value: str) -> str:
+    errors = label_value_errors(value)
+    if errors:
+        raise ValueError(_invalid("label value", value, errors))
+    return value
+
+
+def _annotation_key(value: str) -> str:
+    # ValidateAnnotations: "the rule is QualifiedName except that case doesn't matter"
+    errors = qualified_name_errors(value.lower())
+    if errors:
+        raise ValueError(_invalid("annotation key", value, errors))
+    return value
+
+
+def _annotations_size(value: dict[str, str]) -> dict[str, str]:
+    total = sum(_byte_len(k) + _byte_len(v) for k, v in value.items())
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT:
+        raise ValueError(f"annotations size {total} is larger than limit {TOTAL_ANNOTATION_SIZE_LIMIT} (keys and "
+                         "values together may take at most 256 KiB)")
+    return value
+
+
+def _toleration_key(value: str) -> str:
+    return value if value == "" else _label_key(value, "toleration key")  # ValidateTolerations: a label key
+
+
+_GLOB_KEY_CHARS = re.compile(r"[-A-Za-z0-9_./*?\[\]!]*")
+
+
+def _toleration_key_pattern(value: str) -> str:
+    """An allowed toleration key: a label key, or a glob over label keys (``*``, ``example.com/*``)."""
+    if not is_glob(value):
+        return _toleration_key(value)
+    if not _GLOB_KEY_CHARS.fullmatch(value):
+        raise ValueError(f"invalid toleration key pattern {value!r}: a label key or a glob over label keys may "
+                         "use only alphanumeric characters, '-', '_', '.', '/' and the glob characters '*', '?', "
+                         "'[', ']' and '!'")
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, BeforeValidator(_to_str), AfterValidator(_label_value)]
+AnnotationKey = Annotated[str, AfterValidator(_annotation_key)]
+AnnotationValue = Annotated[str, BeforeValidator(_to_str)]  # any string
+Labels = dict[LabelKey, LabelValue]
+Annotations = Annotated[dict[AnnotationKey, AnnotationValue], AfterValidator(_annotations_size)]
 
 
 # --- Kubernetes shapes used in defaults and rules (the fields we read; unknown ones rejected) ---
 
 class LabelSelectorRequirement(Model):
-    key: str
+    key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[LabelValue] = []
 
@@ -108,7 +261,7 @@ class LabelSelectorRequirement(Model):
 
 
 class LabelSelectorModel(Model):
-    matchLabels: dict[str, LabelValue] = {}
+    matchLabels: Labels = {}
     matchExpressions: list[LabelSelectorRequirement] = []
 
 
@@ -190,7 +343,7 @@ def _security_preset(value: Any) -> Any:
 
 
 class Toleration(Model):
-    key: str | None = None
+    key: Annotated[str, AfterValidator(_toleration_key)] | None = None
     operator: Literal["Exists", "Equal"] | None = None
     value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] | None = None
@@ -208,7 +361,7 @@ class Toleration(Model):
 class TolerationPattern(Model):
     """An allowed toleration: ``key`` may be a glob; fields left out match anything."""
 
-    key: str = "*"
+    key: Annotated[str, AfterValidator(_toleration_key_pattern)] = "*"
     operator: Literal["Exists", "Equal"] | None = None
     value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
@@ -298,24 +451,24 @@ class Affinity(Model):
 
 class TopologySpreadConstraint(Model):
     maxSkew: int = Field(ge=1)
-    topologyKey: str
+    topologyKey: LabelKey
     whenUnsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"]
     labelSelector: LabelSelectorModel | None = None
-    matchLabelKeys: list[str] | None = None
+    matchLabelKeys: list[LabelKey] | None = None
     minDomains: int | None = None
     nodeAffinityPolicy: Literal["Honor", "Ignore"] | None = None
     nodeTaintsPolicy: Literal["Honor", "Ignore"] | None = None
 
 
 class Defaults(Model):
-    labels: dict[str, LabelValue] = {}
-    annotations: dict[str, LabelValue] = {}
+    labels: Labels = {}
+    annotations: Annotations = {}
     resources: ResourceDefaults | None = None
     probes: ProbeDefaults | None = None
     securityContext: Annotated[SecurityContextDefaults | None, BeforeValidator(_security_preset)] = None
     affinity: Affinity | None = None
     tolerations: list[Toleration] = []
-    nodeSelector: dict[str, LabelValue] = {}
+    nodeSelector: Labels = {}
     priorityClassName: str | None = None
     topologySpreadConstraints: list[TopologySpreadConstraint] = []
 
@@ -383,8 +536,8 @@ class Rules(Model):
     requireProbes: list[Literal["liveness", "readiness", "startup"]] = []
     qosClass: Literal["Guaranteed", "Burstable", "BestEffort"] | None = None
     maxResources: MaxResourcesRule | None = None
-    allowedNodeLabels: dict[str, list[LabelValue]] = {}
-    requiredNodeLabels: list[str] = []
+    allowedNodeLabels: dict[LabelKey, list[LabelValue]] = {}
+    requiredNodeLabels: list[LabelKey] = []
     allowedTolerations: list[TolerationPattern] | None = None
     allowedPriorityClasses: list[str] | None = None
     allowedRegistries: list[str] | None = None
@@ -414,13 +567,13 @@ class Exemption(Model):
 class Metadata(Model):
     model_config = ConfigDict(extra="ignore", frozen=True)
     name: str
-    labels: dict[str, LabelValue] = {}
-    annotations: dict[str, str] = {}
+    labels: Labels = {}
+    annotations: Annotations = {}
 
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str) -> str:
-        if not DNS_SUBDOMAIN.match(value) or len(value) > 253:
+        if not DNS_SUBDOMAIN.fullmatch(value) or len(value) > 253:
             raise ValueError(f"{value!r} is not a valid name (lowercase letters, digits, '-' and '.')")
         return value
 
@@ -472,4 +625,5 @@ class TenantPolicyDoc(Model):
 
 
 PolicyDoc = ClusterPolicyDoc | TenantPolicyDoc
-POLICY_KINDS = {"ClusterPolicy": ClusterPolicyDoc, "TenantPolicy": TenantPolicyDoc}
+POLICY_KINDS: dict[str, type[ClusterPolicyDoc | TenantPolicyDoc]] = {
+    "ClusterPolicy": ClusterPolicyDoc, "TenantPolicy": TenantPolicyDoc}

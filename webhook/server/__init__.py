@@ -3,7 +3,7 @@
 One module per concept, each small enough to read in one sitting::
 
     settings.py      ServerSettings: every flag of `tenantguard serve`, frozen, built by the CLI
-    admission.py     THE function the server wraps: endpoint + review dict -> response dict (core only)
+    admission.py     answer(): the one function the server wraps: endpoint + review dict -> response dict
     app.py           aiohttp application: routes, HTTP-level checks (content type, size, JSON), metrics, logs
     policy_store.py  the live PolicySet: polled hot reload, ConfigMap symlink swaps, last good set kept
     tls.py           the live SSLContext: cert/key reloaded in place

@@ -31,14 +31,17 @@ from typing import Any
 
 import orjson
 
-from webhook.core.decision import Decision
+from webhook.core.decision import Decision, Violation
+from webhook.core.complexity import ReviewLimits, measure
+from webhook.core.engine import Timer
 from webhook.core.pipeline import judge
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, from_review
 from webhook.core.response import admission_response, error_response
+from webhook.core.wire import AdmissionReviewResponse
 from webhook.views import ClusterView
 
-__all__ = ["MUTATE", "VALIDATE", "Endpoint", "Outcome", "admit", "rule_ids", "warned_rule_ids"]
+__all__ = ["MUTATE", "VALIDATE", "Endpoint", "Outcome", "answer", "findings", "rule_ids"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ VALIDATE = Endpoint("validate", validate=True, fail_open=False)
 class Outcome:
     """What one review came to: the AdmissionReview to send, and what it was made from."""
 
-    review: dict[str, Any]
+    review: AdmissionReviewResponse
     request: AdmissionRequest
     decision: Decision | None  # None when the evaluation raised
     exception: Exception | None = None
@@ -91,7 +94,7 @@ def _dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def _internal_error(endpoint: Endpoint, request: AdmissionRequest, exc: BaseException) -> dict[str, Any]:
+def _internal_error(endpoint: Endpoint, request: AdmissionRequest, exc: BaseException) -> AdmissionReviewResponse:
     what = f"{type(exc).__name__}: {exc}"
     if endpoint.fail_open:
         message = f"tenantguard could not evaluate the defaults ({what}); admitted without them"
@@ -101,18 +104,33 @@ def _internal_error(endpoint: Endpoint, request: AdmissionRequest, exc: BaseExce
     return error_response(request.uid, request.api_version, 500, message, allowed=False)
 
 
-def admit(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView, *,
-          today: date | None = None, dumps: Callable[[Any], bytes] = _dumps, consume: bool = False) -> Outcome:
+def _too_large(endpoint: Endpoint, request: AdmissionRequest, why: str) -> AdmissionReviewResponse:
+    if endpoint.fail_open:
+        return error_response(request.uid, request.api_version, 413, f"tenantguard: {why}; admitted without "
+                              "defaults", allowed=True)
+    return error_response(request.uid, request.api_version, 403, f"tenantguard denied the request: {why}",
+                          allowed=False)
+
+
+def answer(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView, *,
+          today: date | None = None, dumps: Callable[[Any], bytes] = _dumps, consume: bool = False,
+          timer: Timer | None = None, record: bool = True, limits: ReviewLimits | None = None) -> Outcome:
     """Answer one AdmissionReview for ``endpoint``; raise ReviewError when ``body`` is not a valid one.
 
     On /validate an admitted creation is recorded in the view (a watch-backed view reserves
     the pod's usage until its watch reports the pod; dry-run requests record nothing).
     ``consume``: the caller hands ``body`` over (it was just parsed for this call), so /mutate
-    fills the object in place instead of copying it first.
+    fills the object in place instead of copying it first. ``timer`` times each rule.
+    ``record=False``: a caller that may not reserve quota (webhook.server.callers). A pod beyond
+    ``limits`` is not evaluated: denied on /validate, admitted without defaults on /mutate.
     """
     request = from_review(body, today=today, writable=consume)
+    too_large = limits.exceeded(measure(request.obj)) if limits is not None and request.obj is not None else None
+    if too_large is not None:
+        return Outcome(_too_large(endpoint, request, too_large), request, None)
     try:
-        decision = judge(request, policies, view, mutate=endpoint.mutate, validate=endpoint.validate)
+        decision = judge(request, policies, view, mutate=endpoint.mutate, validate=endpoint.validate, timer=timer,
+                         record=record)
         review = admission_response(request, decision, include_patch=endpoint.patches, dumps=dumps)
     except Exception as exc:  # noqa: BLE001 - the fail posture, not a 500
         return Outcome(_internal_error(endpoint, request, exc), request, None, exc)
@@ -125,7 +143,11 @@ def rule_ids(decision: Decision) -> list[str]:
     return list(seen)
 
 
-def warned_rule_ids(decision: Decision) -> Iterator[tuple[str, str]]:
-    """(policy, rule) of each Warn-mode finding."""
+def findings(decision: Decision) -> Iterator[tuple[Violation, str]]:
+    """Every finding with the mode it was filed under (Enforce, Warn, Audit)."""
+    for v in decision.violations:
+        yield v, "Enforce"
     for v in decision.warned:
-        yield v.policy, v.rule
+        yield v, "Warn"
+    for v in decision.audit:
+        yield v, "Audit"

@@ -1,4 +1,4 @@
-"""The aiohttp application: routes and the HTTP-level checks around :func:`admission.admit`.
+"""The aiohttp application: routes and the HTTP-level checks around :func:`admission.answer`.
 
 =======  ============  ==========================================================================
 POST     /mutate       AdmissionReview in, AdmissionReview out (patch: JSONPatch, base64)
@@ -27,17 +27,23 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import orjson
-from aiohttp import web
+from aiohttp import ClientError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from webhook.core.complexity import ReviewLimits
+from webhook.core.decision import Status
 from webhook.core.request import ReviewError
-from webhook.server.admission import MUTATE, VALIDATE, Endpoint, Outcome, admit, rule_ids, warned_rule_ids
-from webhook.views import ClusterView
+from webhook.server.admission import MUTATE, VALIDATE, Endpoint, Outcome, answer, findings, rule_ids
+from webhook.server.callers import CallerPolicy
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import MAX_BODY_BYTES
+from webhook.views import ClusterView
 
 log = logging.getLogger("tenantguard.admission")
 JSON = "application/json"
+OFFLOAD_BYTES = 256 * 1024
+LARGE_REVIEWS = 2  # large reviews judged at once (in threads); the rest wait, small ones never do
 
 
 @dataclass(slots=True)
@@ -49,6 +55,11 @@ class WebhookContext:
     metrics: Metrics = field(default_factory=Metrics)
     max_body: int = MAX_BODY_BYTES
     today: Callable[[], date] = date.today
+    callers: CallerPolicy = field(default_factory=lambda: CallerPolicy(trusted_network=True))
+    limits: ReviewLimits = field(default_factory=ReviewLimits)
+    offload_bytes: int = OFFLOAD_BYTES  # bodies larger than this are decoded and judged in a thread
+    body_timeout: float = 10.0  # seconds a body may take to arrive once the request head has
+    large_reviews: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LARGE_REVIEWS))
     draining: bool = False
     in_flight: int = 0
     _waiters: set[asyncio.Event] = field(default_factory=set, repr=False)  # non-empty only while someone waits
@@ -110,13 +121,12 @@ def _record(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: 
     metrics = ctx.metrics
     metrics.requests.labels(endpoint.name, tenant, verdict).inc()
     metrics.latency.labels(endpoint.name).observe(seconds)
-    if decision is not None and endpoint.validate:
-        for v in decision.violations:
-            metrics.violations.labels(v.policy, v.rule, "Enforce").inc()
-        for v in decision.audit:
-            metrics.violations.labels(v.policy, v.rule, "Audit").inc()
-        for policy, rule in warned_rule_ids(decision):
-            metrics.violations.labels(policy, rule, "Warn").inc()
+    if decision is not None:
+        if endpoint.validate:
+            for v, mode in findings(decision):
+                if v.status is not Status.ERROR:  # a rule that could not run is not a violation
+                    metrics.violations.labels(v.policy, v.rule, mode).inc()
+        metrics.observe_rules(decision.results)
     if outcome.exception is not None:
         exc = outcome.exception
         log.error("evaluation failed; answered with the endpoint's fail posture", exc_info=(type(exc), exc,
@@ -155,24 +165,50 @@ async def _answer(request: web.Request, endpoint: Endpoint) -> web.Response:
     length = request.content_length
     if length is not None and length > ctx.max_body:
         return _bad(ctx, request, endpoint, 413, f"body of {length} bytes exceeds the limit of {ctx.max_body}")
+    peercert = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    refusal = ctx.callers.refusal(peercert)
+    if refusal is not None:
+        return _bad(ctx, request, endpoint, 403, refusal)
     try:
-        body = await request.read()
+        async with asyncio.timeout(ctx.body_timeout):
+            body = await request.read()
+    except TimeoutError:
+        response = _bad(ctx, request, endpoint, 408, f"body not received within {ctx.body_timeout:g} s")
+        response.force_close()
+        return response
     except web.HTTPRequestEntityTooLarge:
         return _bad(ctx, request, endpoint, 413, f"body exceeds the limit of {ctx.max_body} bytes")
-    try:
-        review = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _bad(ctx, request, endpoint, 400, f"body is not valid JSON: {exc}")
-    try:
-        outcome = admit(endpoint, review, ctx.policies.current, ctx.view, today=ctx.today(), consume=True)
-    except ReviewError as exc:
-        return _bad(ctx, request, endpoint, 400, f"not a valid AdmissionReview: {exc}")
+    except (ConnectionError, ClientError, HttpProcessingError) as exc:  # gone mid-body: nobody to answer
+        return _bad(ctx, request, endpoint, 400, f"body not received ({type(exc).__name__})")
+    if len(body) > ctx.offload_bytes:
+        # a large review is decoded and judged in a thread, at most two at a time: small reviews keep
+        # being answered on the event loop meanwhile instead of queueing behind it
+        async with ctx.large_reviews:
+            result = await asyncio.to_thread(_decode_and_answer, ctx, endpoint, body)
+    else:
+        result = _decode_and_answer(ctx, endpoint, body)
+    if isinstance(result, tuple):
+        return _bad(ctx, request, endpoint, *result)
+    outcome = result
     response = web.Response(body=orjson.dumps(outcome.review), content_type=JSON)
     try:
         _record(ctx, endpoint, outcome, time.perf_counter() - started)
     except Exception:  # observability must not cost the answer
         log.exception("recording the admission failed")
     return response
+
+
+def _decode_and_answer(ctx: WebhookContext, endpoint: Endpoint, body: bytes) -> Outcome | tuple[int, str]:
+    """The Outcome of one review body, or (HTTP status, reason) when it is not a valid one."""
+    try:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return 400, f"body is not valid JSON: {exc}"
+    try:
+        return answer(endpoint, review, ctx.policies.current, ctx.view, today=ctx.today(), consume=True,
+                      timer=time.perf_counter, record=ctx.callers.may_record, limits=ctx.limits)
+    except ReviewError as exc:
+        return 400, f"not a valid AdmissionReview: {exc}"
 
 
 def _admission_handler(endpoint: Endpoint):

@@ -11,6 +11,12 @@ the ``extra={...}`` fields of the call are merged in. One line per admission::
 
 Allowed and denied admissions log at ``info`` (a denial is the policy working), the
 ones whose evaluation raised at ``error``; ``--log-level warning`` keeps only problems.
+
+Request bodies never reach the logs. aiohttp logs what it cannot parse or finish (a
+malformed request line, a client gone mid-body) with a traceback whose exception text
+may quote the bytes received; :class:`HttpErrorFilter` rewrites those records into one
+``warning`` line with the client address and the error's kind (``event: http_error``),
+dropping the traceback and the exception text.
 """
 
 from __future__ import annotations
@@ -59,12 +65,37 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=_default).decode()
 
 
+class HttpErrorFilter(logging.Filter):
+    """aiohttp's error records, without what the client sent: the kind of error and the client address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiohttp"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        record.msg = "http error: request refused or cut short"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.event = "http_error"
+        record.error = type(exc).__name__ if exc is not None else "unknown"
+        status = getattr(exc, "code", None)
+        if isinstance(status, int):
+            record.status = status
+        if isinstance(remote, str):
+            record.remote = remote
+        return True
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """JSON lines on ``stream`` (stderr) for the ``tenantguard`` loggers; aiohttp's own errors too."""
     # thread/process names are not logged: spare computing them on every line (documented switches)
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(HttpErrorFilter())
     for name in ("tenantguard", "aiohttp"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

@@ -8,7 +8,10 @@
 ``tenantguard_admission_bad_requests_total{endpoint,code}``         400/413 answers (malformed reviews)
 ``tenantguard_admission_in_flight``                                reviews being answered now
 ``tenantguard_policy_violations_total{policy,rule,enforcement}``   findings on /validate (Enforce, Warn,
-                                                                   Audit)
+                                                                   Audit); a rule that could not run is not one
+``tenantguard_rule_errors_total{policy,rule}``                      rules (defaults or checks) that raised or met
+                                                                   data they cannot read: status ``error``
+``tenantguard_rule_duration_seconds{policy,rule}``                 histogram of each rule's evaluation time
 ``tenantguard_policy_reloads_total{result}``                       loads of the policy files (the first
                                                                    one included): success | failure
 ``tenantguard_policy_generation_info{generation}``                 1 for the set being served
@@ -43,6 +46,8 @@ certificate expiry and synced as the minimum over live workers).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,9 +58,11 @@ from prometheus_client import (
     generate_latest,
 )
 
+from webhook.core.decision import RuleResult, Status
 from webhook.core.plan import PolicySet
 from webhook.views.health import ViewHealth
 
+RULE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1, 1.0)
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -81,6 +88,11 @@ class Metrics:
                                registry=reg, multiprocess_mode="livesum")
         self.violations = Counter("tenantguard_policy_violations", "Policy findings on /validate.",
                                   ["policy", "rule", "enforcement"], registry=reg)
+        self.rule_errors = Counter("tenantguard_rule_errors", "Rules that could not be evaluated (status error).",
+                                   ["policy", "rule"], registry=reg)
+        self.rule_duration = Histogram("tenantguard_rule_duration_seconds", "Evaluation time of each rule.",
+                                       ["policy", "rule"], buckets=RULE_BUCKETS, registry=reg)
+        self._rule_timers: dict[tuple[str, str], Any] = {}  # (policy, rule) -> its histogram child
         self.policy_reloads = Counter("tenantguard_policy_reloads", "Loads of the policy files.", ["result"],
                                       registry=reg)
         self.policy_generation = Gauge("tenantguard_policy_generation_info",
@@ -104,21 +116,35 @@ class Metrics:
         self.cluster_stale = Gauge("tenantguard_cluster_view_stale",
                                    "1 when a watch of the cluster view has been down or silent too long.",
                                    registry=reg, multiprocess_mode="livemax")
-        view_gauge = {"registry": reg, "multiprocess_mode": "livemax"}
         self.view_relists = Gauge("tenantguard_cluster_view_relists", "Lists forced by 410 Gone or a silent watch.",
-                                  ["kind"], **view_gauge)
+                                  ["kind"], registry=reg, multiprocess_mode="livemax")
         self.view_errors = Gauge("tenantguard_cluster_view_watch_errors", "List/watch failures, each retried.",
-                                 ["kind"], **view_gauge)
+                                 ["kind"], registry=reg, multiprocess_mode="livemax")
         self.view_heard = Gauge("tenantguard_cluster_view_last_heard_seconds",
                                 "Seconds since the kind's list or watch last delivered anything.", ["kind"],
-                                **view_gauge)
+                                registry=reg, multiprocess_mode="livemax")
         self.view_resync = Gauge("tenantguard_cluster_view_last_resync_seconds",
-                                 "Duration of the last relist after a 410 Gone.", ["kind"], **view_gauge)
+                                 "Duration of the last relist after a 410 Gone.", ["kind"], registry=reg, multiprocess_mode="livemax")
         self.view_reservations = Gauge("tenantguard_cluster_view_reservations",
-                                       "Admitted pods counted until the watch reports them.", **view_gauge)
+                                       "Admitted pods counted until the watch reports them.", registry=reg, multiprocess_mode="livemax")
         self.view_unparseable = Gauge("tenantguard_cluster_view_unparseable_pods",
-                                      "Pods whose resources do not parse (counted as one pod each).", **view_gauge)
+                                      "Pods whose resources do not parse (counted as one pod each).", registry=reg, multiprocess_mode="livemax")
         self._generation: str | None = None
+
+    def observe_rules(self, results: Iterable[RuleResult]) -> None:
+        """Each rule's evaluation time, and the rules that could not be evaluated."""
+        timers = self._rule_timers
+        for result in results:
+            if result.seconds is not None:
+                key = (result.policy, result.rule)
+                child = timers.get(key)
+                if child is None:
+                    if len(timers) > 4096:  # bounded by the policies; a reload may rename them
+                        timers.clear()
+                    child = timers[key] = self.rule_duration.labels(*key)
+                child.observe(result.seconds)
+            if result.status is Status.ERROR:
+                self.rule_errors.labels(result.policy, result.rule).inc()
 
     # --- listeners (PolicyStore, CertReloader, cluster view) -------------------------------------
     def policy_reloaded(self, ok: bool, policies: PolicySet | None) -> None:

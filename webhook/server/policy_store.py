@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from webhook.core.plan import PolicySet
+from webhook.policy.exemptions import policy_warnings
 from webhook.policy.loader import PolicyError, load_policies, policy_files
 
 log = logging.getLogger("tenantguard.policies")
@@ -154,6 +155,8 @@ class PolicyStore:
         self.loaded_at = time.time()
         self.last_errors = ()
         self.last_failure = None
+        for warning in policy_warnings(policies):  # loads, but turns a policy off (an exemption matching all)
+            log.warning("%s", warning, extra={"event": "policy_warning", "generation": policies.generation})
         if self._listener is not None:
             self._listener.policy_reloaded(True, policies)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from webhook.core.complexity import ReviewLimits
+from webhook.server.callers import CallerPolicy
+
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit is 3 MiB
 
 
@@ -16,11 +19,20 @@ class ServerSettings:
     port: int = 8443
     workers: int = 1
     client_ca: str | None = None
+    client_names: tuple[str, ...] = ()  # allowed client certificate names (with client_ca)
+    trusted_network: bool = False  # only the API server can reach the port: its reviews may reserve quota
+    max_containers: int = 500  # the largest pod evaluated (webhook.core.complexity)
+    max_env: int = 20_000
+    max_volumes: int = 1_000
+    header_timeout: float = 10.0  # a new connection must complete its TLS handshake and request head within it
+    body_timeout: float = 10.0  # a request body must arrive within it once its head has
+    idle_timeout: float = 30.0  # a keep-alive connection idle this long is closed
+    max_connections: int = 1000  # open connections (and handshakes) per process; beyond, new ones are closed
     cluster_state: tuple[str, ...] = ()
     kubeconfig: str | None = None
     in_cluster: bool = False
     reload_interval: float = 1.0  # seconds between checks of the policy and certificate files
-    grace_period: float = 15.0  # seconds in-flight requests get after SIGTERM (< terminationGracePeriodSeconds)
+    grace_period: float = 15.0  # after SIGTERM: requests in flight, idle and handshaking clients (< the pod's grace)
     shutdown_delay: float = 0.0  # seconds to keep answering (unready, Connection: close) before closing the port
     log_level: str = "info"
     max_body: int = MAX_BODY_BYTES
@@ -31,3 +43,12 @@ class ServerSettings:
     @property
     def watches_cluster(self) -> bool:
         return bool(self.kubeconfig or self.in_cluster)
+
+    @property
+    def callers(self) -> CallerPolicy:
+        return CallerPolicy(verified=bool(self.client_ca), client_names=self.client_names,
+                            trusted_network=self.trusted_network)
+
+    @property
+    def limits(self) -> ReviewLimits:
+        return ReviewLimits(containers=self.max_containers, env=self.max_env, volumes=self.max_volumes)

@@ -33,13 +33,17 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.process
+import multiprocessing.queues
 import os
 import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from types import FrameType
 
 from webhook.server.runner import MULTIPROC_ENV, main_for_worker
 from webhook.server.settings import ServerSettings
@@ -47,6 +51,12 @@ from webhook.server.settings import ServerSettings
 log = logging.getLogger("tenantguard.workers")
 
 MAX_BACKOFF = 30.0
+KILL_MARGIN = 5.0  # seconds past shutdown_delay + grace_period before a stopping worker is killed
+
+
+def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = None) -> int:
+    """Run ``settings.workers`` worker processes until SIGTERM/SIGINT; the exit code of `serve`."""
+    return Supervisor(settings, on_started).run()
 
 
 class _Worker:
@@ -55,111 +65,174 @@ class _Worker:
         self.process = process
         self.started = time.monotonic()
 
+    @property
+    def running(self) -> bool:
+        return self.process.exitcode is None
 
-def supervise(settings: ServerSettings, on_started: Callable[[], None] | None = None) -> int:
-    """Run ``settings.workers`` worker processes until SIGTERM/SIGINT; the exit code of `serve`."""
-    ctx = multiprocessing.get_context("spawn")
-    metrics_dir = tempfile.mkdtemp(prefix="tenantguard-metrics-")
-    ledger_dir = tempfile.mkdtemp(prefix="tenantguard-ledger-") if settings.watches_cluster else None
-    previous_env = os.environ.get(MULTIPROC_ENV)
-    os.environ[MULTIPROC_ENV] = metrics_dir  # read by prometheus_client when a worker imports it
-    workers: dict[int, _Worker] = {}
-    failures: dict[int, int] = {}
-    state = {"stopping": False, "deadline": 0.0, "code": 0}
 
-    ready_queue = ctx.Queue()
-    listening: set[int] = set()
-    announced = False
+class Supervisor:
+    """The parent of the workers: starts, restarts, stops and kills them (see the module docstring)."""
 
-    def start(index: int) -> None:
-        worker_settings = replace(settings, worker_index=index, parent_pid=os.getpid(), ledger_dir=ledger_dir)
-        process = ctx.Process(target=main_for_worker, args=(worker_settings, ready_queue),
-                              name=f"tenantguard-worker-{index}")
+    def __init__(self, settings: ServerSettings, on_started: Callable[[], None] | None = None):
+        self.settings = settings
+        self.on_started = on_started
+        self.code = 0
+        self._ctx = multiprocessing.get_context("spawn")
+        self._workers: dict[int, _Worker] = {}
+        self._failures: dict[int, int] = {}  # deaths in a row, each within 60 s of its start
+        self._restart_at: dict[int, float] = {}
+        self._listening: set[int] = set()
+        self._announced = False
+        self._stopping = False
+        self._kill_at = 0.0
+        self._ledger_dir: str | None = None
+        self._metrics_dir = ""
+
+    def run(self) -> int:
+        """Start the workers and look after them until they have all stopped; the exit code."""
+        with self._shared_dirs(), self._queue() as ready, self._signals():
+            try:
+                for index in range(self.settings.workers):
+                    self.start_worker(index, ready)
+                while self._workers or (self._restart_at and not self._stopping):
+                    self._step(ready)
+            finally:
+                self._kill_all()
+        return self.code
+
+    def _step(self, ready: multiprocessing.queues.Queue[int]) -> None:
+        self._collect_ready(ready)
+        self._wait()
+        now = time.monotonic()
+        self.reap(now)
+        if not self._stopping:
+            self.restart_due(now, ready)
+        elif now > self._kill_at:
+            self._kill_overdue()
+
+    def start_worker(self, index: int, ready: multiprocessing.queues.Queue[int]) -> None:
+        worker_settings = replace(self.settings, worker_index=index, parent_pid=os.getpid(),
+                                  ledger_dir=self._ledger_dir)
+        process = self._ctx.Process(target=main_for_worker, args=(worker_settings, ready),
+                                    name=f"tenantguard-worker-{index}")
         process.start()
-        workers[index] = _Worker(index, process)
+        self._workers[index] = _Worker(index, process)
 
-    def stop_all(sig: int = signal.SIGTERM) -> None:
-        if not state["stopping"]:
-            state["stopping"] = True
-            state["deadline"] = time.monotonic() + settings.grace_period + settings.shutdown_delay + 5
-        for w in workers.values():
-            if w.process.pid is not None and w.process.exitcode is None:
+    def stop_all(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` to every running worker; the first call starts the countdown to killing them."""
+        if not self._stopping:
+            self._stopping = True
+            self._kill_at = time.monotonic() + self.settings.shutdown_delay + self.settings.grace_period + KILL_MARGIN
+        for worker in self._workers.values():
+            if worker.process.pid is not None and worker.running:
                 try:
-                    os.kill(w.process.pid, sig)
+                    os.kill(worker.process.pid, sig)
                 except ProcessLookupError:
                     pass
 
-    def on_signal(signum: int, frame: object) -> None:
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("signal received; stopping the workers", extra={"event": "signal", "signal": signum})
-        stop_all(signal.SIGTERM)
+        self.stop_all(signal.SIGTERM)
 
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    restart_at: dict[int, float] = {}
-    try:
-        for index in range(settings.workers):
-            start(index)
-        while workers or (restart_at and not state["stopping"]):
-            while not ready_queue.empty():
-                listening.add(ready_queue.get())
-            if not announced and len(listening) >= settings.workers:
-                announced = True
-                log.info("all workers listening", extra={"event": "workers_ready", "workers": settings.workers})
-                if on_started is not None:
-                    on_started()
-            sentinels = [w.process.sentinel for w in workers.values()]
-            timeout = 0.5 if announced else 0.05
-            if sentinels:
-                multiprocessing.connection.wait(sentinels, timeout=timeout)
-            else:
-                time.sleep(timeout)
-            now = time.monotonic()
-            for index, w in list(workers.items()):
-                if w.process.exitcode is None:
-                    continue
-                del workers[index]
-                _mark_dead(w.process.pid, metrics_dir)
-                code = w.process.exitcode
-                if state["stopping"]:
-                    continue
-                if code == 2:
-                    log.error("worker refused to start (bad policies or settings); stopping",
-                              extra={"event": "worker_exit", "worker": index, "exit_code": code})
-                    state["code"] = 2
-                    stop_all()
-                    continue
-                failures[index] = failures.get(index, 0) + 1 if now - w.started < 60 else 1
-                delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures[index] - 1))
-                log.error("worker died; restarting", extra={"event": "worker_exit", "worker": index,
-                                                            "exit_code": code, "restart_in": delay})
-                restart_at[index] = now + delay
-            if not state["stopping"]:
-                for index, when in list(restart_at.items()):
-                    if now >= when:
-                        del restart_at[index]
-                        start(index)
-            elif now > state["deadline"]:
-                for w in workers.values():
-                    if w.process.exitcode is None:
-                        log.error("worker did not stop in time; killing it",
-                                  extra={"event": "worker_kill", "worker": w.index})
-                        w.process.kill()
-                state["deadline"] = float("inf")
-        return int(state["code"])
-    finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-        for w in workers.values():
-            if w.process.exitcode is None:
-                w.process.kill()
-                w.process.join(5)
-        if previous_env is None:
-            os.environ.pop(MULTIPROC_ENV, None)
+    def reap(self, now: float) -> None:
+        """Forget the workers that exited; schedule their restart, or stop everything on exit code 2."""
+        for index, worker in list(self._workers.items()):
+            if not worker.running:
+                del self._workers[index]
+                _mark_dead(worker.process.pid, self._metrics_dir)
+                if not self._stopping:
+                    self._exited(worker, now)
+
+    def _exited(self, worker: _Worker, now: float) -> None:
+        code = worker.process.exitcode
+        if code == 2:
+            log.error("worker refused to start (bad policies or settings); stopping",
+                      extra={"event": "worker_exit", "worker": worker.index, "exit_code": code})
+            self.code = 2
+            self.stop_all()
+            return
+        deaths = self._failures.get(worker.index, 0) + 1 if now - worker.started < 60 else 1
+        self._failures[worker.index] = deaths
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** (deaths - 1))
+        log.error("worker died; restarting", extra={"event": "worker_exit", "worker": worker.index,
+                                                    "exit_code": code, "restart_in": delay})
+        self._restart_at[worker.index] = now + delay
+
+    def restart_due(self, now: float, ready: multiprocessing.queues.Queue[int]) -> None:
+        for index, when in list(self._restart_at.items()):
+            if now >= when:
+                del self._restart_at[index]
+                self.start_worker(index, ready)
+
+    def _collect_ready(self, ready: multiprocessing.queues.Queue[int]) -> None:
+        """Note the workers that listen; the first time all of them do, call ``on_started``."""
+        while not ready.empty():
+            self._listening.add(ready.get())
+        if not self._announced and len(self._listening) >= self.settings.workers:
+            self._announced = True
+            log.info("all workers listening", extra={"event": "workers_ready", "workers": self.settings.workers})
+            if self.on_started is not None:
+                self.on_started()
+
+    def _wait(self) -> None:
+        """Until a worker exits, or briefly (more briefly while waiting for the workers to listen)."""
+        timeout = 0.5 if self._announced else 0.05
+        sentinels = [w.process.sentinel for w in self._workers.values()]
+        if sentinels:
+            multiprocessing.connection.wait(sentinels, timeout=timeout)
         else:
-            os.environ[MULTIPROC_ENV] = previous_env
-        ready_queue.close()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        if ledger_dir is not None:
-            shutil.rmtree(ledger_dir, ignore_errors=True)
+            time.sleep(timeout)
+
+    def _kill_overdue(self) -> None:
+        for worker in self._workers.values():
+            if worker.running:
+                log.error("worker did not stop in time; killing it", extra={"event": "worker_kill",
+                                                                           "worker": worker.index})
+                worker.process.kill()
+        self._kill_at = float("inf")
+
+    def _kill_all(self) -> None:
+        for worker in self._workers.values():
+            if worker.running:
+                worker.process.kill()
+                worker.process.join(5)
+
+    @contextmanager
+    def _shared_dirs(self) -> Iterator[None]:
+        """The metrics directory (exported to the workers) and the ledger's; both removed at exit."""
+        self._metrics_dir = tempfile.mkdtemp(prefix="tenantguard-metrics-")
+        if self.settings.watches_cluster:
+            self._ledger_dir = tempfile.mkdtemp(prefix="tenantguard-ledger-")
+        previous = os.environ.get(MULTIPROC_ENV)
+        os.environ[MULTIPROC_ENV] = self._metrics_dir  # read by prometheus_client when a worker imports it
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            if self._ledger_dir is not None:
+                shutil.rmtree(self._ledger_dir, ignore_errors=True)
+
+    @contextmanager
+    def _queue(self) -> Iterator[multiprocessing.queues.Queue[int]]:
+        """Where each worker puts its index once it listens."""
+        ready: multiprocessing.queues.Queue[int] = self._ctx.Queue()
+        try:
+            yield ready
+        finally:
+            ready.close()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def _mark_dead(pid: int | None, metrics_dir: str) -> None:

@@ -16,7 +16,9 @@ The loop is client-go's Reflector, as the API concepts page describes it
    is quiet);
 3. when the stream ends (server timeout) the watch resumes from the last
    resourceVersion at once; when the connection drops or the server fails it
-   resumes after an exponential, jittered backoff;
+   resumes after an exponential, jittered backoff (0.2 s doubling, at most
+   5 s), reset by the first call that succeeds, so the view is current again
+   within seconds of the API server's recovery;
 4. **410 Gone** (an ERROR event carrying a Status with code 410, or the watch
    request answered with HTTP 410) means the version left the server's
    history: relist (step 1) and watch again. The store keeps serving the old
@@ -78,7 +80,9 @@ class ReflectorSettings:
     read_timeout: float = 60.0  # for list pages
     silence_timeout: float = 90.0  # a watch with no event and no bookmark this long is broken: relist
     backoff_initial: float = 0.2
-    backoff_max: float = 30.0
+    # short on purpose: once the API server answers again the view must be current within seconds (it
+    # gates /readyz), and a failed list or watch every few seconds per kind costs the API server nothing
+    backoff_max: float = 5.0
 
 
 @dataclass(slots=True)
@@ -100,7 +104,7 @@ class ReflectorStatus:
     disconnected_since: float | None = None  # clock time the view last had no stream (None while connected)
 
     def as_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,10 +39,10 @@ from typing import Any
 
 import orjson
 
-from webhook.views.ledger import Reservation
 from webhook.core.cluster_state import NAME_LABEL, add_usage
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError
+from webhook.views.ledger import Reservation
 
 Usage = Mapping[str, Decimal]
 KINDS = ("Pod", "Namespace", "NetworkPolicy", "ResourceQuota")
@@ -221,6 +221,12 @@ class ClusterStore:
             now = self._clock()
             return {r.key: r.usage for by_id in self._reserved.values() for r in by_id.values()
                     if not self._expired(r, now)}
+
+    def pending(self, namespace: str) -> int:
+        """Reservations still counted in ``namespace``."""
+        with self.lock:
+            now = self._clock()
+            return sum(1 for r in self._reserved.get(namespace, {}).values() if not self._expired(r, now))
 
     def heard(self, kind: str) -> float | None:
         """When the list or watch of ``kind`` last told us something (None: never)."""

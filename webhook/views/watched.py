@@ -32,16 +32,17 @@ from typing import Any, Self
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from webhook.views.health import KindHealth, ViewHealth
-from webhook.views.ledger import FileLedger, Ledger, LocalLedger, Reservation
-from webhook.views.reflector import Reflector, ReflectorSettings, Resource
-from webhook.views.store import ClusterStore, Usage
 from webhook.core.decision import Decision
+from webhook.core.pipeline import RecordRefused
 from webhook.core.plan import RESIZE
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError, exact_add
 from webhook.core.request import AdmissionRequest
 from webhook.views import ClusterViewError
+from webhook.views.health import KindHealth, ViewHealth
+from webhook.views.ledger import FileLedger, Ledger, LocalLedger, Reservation
+from webhook.views.reflector import Reflector, ReflectorSettings, Resource
+from webhook.views.store import ClusterStore, Usage
 
 RESOURCES = ("pods", "namespaces", "resourcequotas", "networkpolicies")
 
@@ -53,6 +54,7 @@ class ViewSettings:
     reflector: ReflectorSettings = field(default_factory=ReflectorSettings)
     stale_after: float = 30.0  # a kind whose watch has been down this long makes the view stale
     reservation_ttl: float = 30.0  # seconds an admitted pod counts before the watch reports it
+    max_reservations: int = 1000  # admitted pods per namespace counted while the watch has not reported them
     resources: tuple[str, ...] = RESOURCES
     clock: Callable[[], float] = time.monotonic
 
@@ -197,7 +199,13 @@ class WatchedClusterState:
         """Reserve an admitted pod's usage (a creation), or its increase (an in-place resize), until the watch
         reports it; shared with the other workers through the ledger."""
         reservation = self.reservation_for(request, decision)
-        if reservation is not None and self.store.reserve(reservation):
+        if reservation is None:
+            return
+        pending = self.store.pending(reservation.namespace)
+        if pending >= self.settings.max_reservations:
+            raise RecordRefused(f"namespace {reservation.namespace} has {pending} admitted pods its watch has not "
+                                "reported yet; retry once the cluster view catches up")
+        if self.store.reserve(reservation):
             self.ledger.publish(reservation)
 
     def reservation_for(self, request: AdmissionRequest, decision: Decision) -> Reservation | None:

@@ -51,6 +51,96 @@ app.kubernetes.io/part-of: tenantguard
 {{- end }}
 {{- end }}
 
+{{/* Who can reach the webhook --------------------------------------------
+
+The webhook pod listens on one port, 8443, for /mutate, /validate, /metrics,
+/healthz and /readyz alike. The chart's NetworkPolicy (networkpolicy.yaml)
+always selects the webhook pods; what it admits to that port:
+
+- no networkPolicy.apiServer source given: every source (`from` omitted). A
+  wrong guess at the API server's address would lock it out of a webhook that
+  fails closed, so the chart never guesses; NOTES.txt says the port is open.
+- cidrs and/or selectors given: only those, plus networkPolicy.metrics.from.
+
+`tenantguard serve --trusted-network` is the operator's word that only the API
+server reaches the port (the server then lets reviews reserve quota). The chart
+gives it only when that holds as far as the chart can tell: the policy is
+rendered, API server sources are named, and no metrics peer shares the port.
+*/}}
+{{- define "tenantguard.webhookPort" -}}8443{{- end }}
+
+{{- define "tenantguard.apiServerRestricted" -}}
+{{- $np := .Values.networkPolicy }}
+{{- if and $np.enabled (or $np.apiServer.cidrs $np.apiServer.selectors) }}true{{ end }}
+{{- end }}
+
+{{- define "tenantguard.trustedNetwork" -}}
+{{- if and (include "tenantguard.apiServerRestricted" .) (not .Values.networkPolicy.metrics.from) }}true{{ end }}
+{{- end }}
+
+{{/* A label selector that selects everything: absent, {}, or with neither
+matchLabels nor matchExpressions. */}}
+{{- define "tenantguard.selectorIsEmpty" -}}
+{{- if not (and (kindIs "map" .) (or .matchLabels .matchExpressions)) }}true{{ end }}
+{{- end }}
+
+{{/* Refuses the API server sources that would admit far more than the API
+server while --trusted-network says otherwise. */}}
+{{- define "tenantguard.checkNetworkPolicy" -}}
+{{- range .Values.networkPolicy.apiServer.cidrs }}
+{{- if hasSuffix "/0" . }}
+{{- fail (printf "networkPolicy.apiServer.cidrs: %s admits every address; to leave the webhook port open, leave cidrs and selectors empty" .) }}
+{{- end }}
+{{- end }}
+{{- range .Values.networkPolicy.apiServer.selectors }}
+{{- if include "tenantguard.selectorIsEmpty" .namespaceSelector }}
+{{- if hasKey . "namespaceSelector" }}
+{{- fail "networkPolicy.apiServer.selectors: an empty namespaceSelector selects every namespace, so any tenant's pod with the right labels would pass as the API server; pin it, e.g. {matchLabels: {kubernetes.io/metadata.name: kube-system}}" }}
+{{- end }}
+{{- if include "tenantguard.selectorIsEmpty" .podSelector }}
+{{- fail "networkPolicy.apiServer.selectors: a peer without a namespaceSelector and with an empty podSelector selects every pod of the release namespace; name the API server's pods" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Client certificates (clientAuth) ---------------------------------------
+
+The CA that signed the API server's client certificate, mounted read-only at
+/etc/tenantguard/client-ca/ca.crt (a directory mount, so the server sees an
+updated CA without a restart): from clientAuth.caBundle (a ConfigMap this
+chart writes) or from clientAuth.existingSecret (your Secret or ConfigMap with
+the key ca.crt). Exactly one of the two.
+*/}}
+{{- define "tenantguard.clientCAPath" -}}/etc/tenantguard/client-ca/ca.crt{{- end }}
+
+{{/* A kubelet probe of the webhook container: HTTPS on /healthz or /readyz,
+or a TCP check when --client-ca makes the server ask every client for a
+certificate (the kubelet presents none). */}}
+{{- define "tenantguard.probe" -}}
+{{- /* HTTPS probes with or without clientAuth: the server asks for a client certificate but
+answers /healthz and /readyz without one (only reviews must carry one). */ -}}
+httpGet:
+  path: {{ index . 1 }}
+  port: https
+  scheme: HTTPS
+{{- end }}
+
+{{- define "tenantguard.checkClientAuth" -}}
+{{- $ca := .Values.clientAuth }}
+{{- if $ca.enabled }}
+{{- if and $ca.caBundle $ca.existingSecret.name }}
+{{- fail "clientAuth: set clientAuth.caBundle or clientAuth.existingSecret.name, not both" }}
+{{- end }}
+{{- if not (or $ca.caBundle $ca.existingSecret.name) }}
+{{- fail "clientAuth.enabled=true needs the CA that signed the API server's client certificate: clientAuth.caBundle (base64 of its PEM) or clientAuth.existingSecret.name (a Secret or ConfigMap with the key ca.crt)" }}
+{{- end }}
+{{- if and $ca.caBundle (not (hasPrefix "-----BEGIN CERTIFICATE-----" (b64dec $ca.caBundle | trim))) }}
+{{- fail "clientAuth.caBundle must be the base64 of a PEM certificate (-----BEGIN CERTIFICATE-----), e.g. $(base64 -w0 ca.crt)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "tenantguard.image" -}}
 {{- $tag := default .Chart.AppVersion .image.tag }}
 {{- if .image.digest }}

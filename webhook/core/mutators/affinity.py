@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutation import MutationContext
+from webhook.core.plan import MAIN_ONLY
 from webhook.core.workloads import PREFERRED, REQUIRED
 
 
@@ -24,18 +25,18 @@ def _append_missing(ctx: MutationContext, owner: dict[str, Any], path: tuple[str
         return
     current = owner.get(key)
     if not isinstance(current, list):
-        ctx.put(owner, path, key, json_copy(terms))
+        ctx.put(owner, path, key, terms)
         return
     for term in terms:
         if term not in current:
-            ctx.append(current, path + (key,), json_copy(term))
+            ctx.append(current, path + (key,), term)
 
 
 def _and_into_terms(ctx: MutationContext, selector: dict[str, Any], path: tuple[str | int, ...],
                     term_default: Mapping[str, Any]) -> None:
     terms = selector.get("nodeSelectorTerms")
     if not isinstance(terms, list) or not terms:
-        value = [json_copy(dict(term_default))]
+        value = [dict(term_default)]
         if isinstance(terms, list):
             ctx.append(terms, path + ("nodeSelectorTerms",), value[0])
         else:
@@ -51,7 +52,7 @@ def _and_into_terms(ctx: MutationContext, selector: dict[str, Any], path: tuple[
                 continue
             existing = term.get(field)
             keys = {e.get("key") for e in existing if isinstance(e, dict)} if isinstance(existing, list) else set()
-            missing = [json_copy(e) for e in wanted if e.get("key") not in keys]
+            missing = [e for e in wanted if e.get("key") not in keys]
             if not missing:
                 continue
             if not isinstance(existing, list):
@@ -65,18 +66,19 @@ def _and_into_terms(ctx: MutationContext, selector: dict[str, Any], path: tuple[
 class AffinityMutator:
     affinity: Mapping[str, Any]
     rule: str = "defaults.affinity"
+    subresources: frozenset[str] = MAIN_ONLY
 
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
         affinity = spec.get("affinity")
         if not isinstance(affinity, dict):
-            ctx.put(spec, ctx.path("spec"), "affinity", json_copy(dict(self.affinity)))
+            ctx.put(spec, ctx.path("spec"), "affinity", dict(self.affinity))
             return
         base = ctx.path("spec", "affinity")
         for kind, default in self.affinity.items():
             current = affinity.get(kind)
             if not isinstance(current, dict):
-                ctx.put(affinity, base, kind, json_copy(default))
+                ctx.put(affinity, base, kind, default)
                 continue
             kind_path = base + (kind,)
             if kind == "nodeAffinity":
@@ -85,7 +87,7 @@ class AffinityMutator:
                     term_default = (required.get("nodeSelectorTerms") or [{}])[0]
                     selector = current.get(REQUIRED)
                     if not isinstance(selector, dict):
-                        ctx.put(current, kind_path, REQUIRED, json_copy(required))
+                        ctx.put(current, kind_path, REQUIRED, required)
                     else:
                         _and_into_terms(ctx, selector, kind_path + (REQUIRED,), term_default)
                 _append_missing(ctx, current, kind_path, PREFERRED, default.get(PREFERRED) or [])

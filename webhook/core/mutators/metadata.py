@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from webhook.core.mutation import MutationContext
+from webhook.core.plan import MAIN_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,7 @@ class MetadataMapMutator:
 
     field: str  # "labels" | "annotations"
     values: Mapping[str, str]
+    subresources: frozenset[str] = MAIN_ONLY
 
     @property
     def rule(self) -> str:

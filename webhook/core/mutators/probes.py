@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutation import MutationContext
 from webhook.core.mutators._containers import containers
+from webhook.core.plan import MAIN_ONLY
 from webhook.core.workloads import APP_CONTAINERS, PROBE_FIELDS
 
 
@@ -21,7 +22,7 @@ def probe_port(probe: Mapping[str, Any]) -> int | str | None:
     for handler in ("httpGet", "tcpSocket", "grpc"):
         spec = probe.get(handler)
         if isinstance(spec, dict) and spec.get("port") is not None:
-            return spec["port"]  # type: ignore[no-any-return]
+            return spec["port"]
     return None
 
 
@@ -41,6 +42,7 @@ def declares_port(container: Mapping[str, Any], port: int | str) -> bool:
 class ProbesMutator:
     probes: Mapping[str, Mapping[str, Any]]  # "liveness" | "readiness" | "startup" -> Probe
     rule: str = "defaults.probes"
+    subresources: frozenset[str] = MAIN_ONLY
 
     def mutate(self, ctx: MutationContext) -> None:
         for container, path in containers(ctx, APP_CONTAINERS):
@@ -51,4 +53,4 @@ class ProbesMutator:
                 port = probe_port(probe)
                 if port is not None and not declares_port(container, port):
                     continue
-                ctx.put(container, path, field, json_copy(probe))
+                ctx.put(container, path, field, probe)

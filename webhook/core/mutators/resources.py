@@ -19,6 +19,7 @@ from typing import Any
 
 from webhook.core.mutation import MutationContext
 from webhook.core.mutators._containers import containers
+from webhook.core.plan import MAIN_ONLY
 from webhook.core.quantity import QuantityError, parse_quantity
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS
 
@@ -39,6 +40,7 @@ class ResourcesMutator:
     requests: Mapping[str, str]
     limits: Mapping[str, str]
     rule: str = "defaults.resources"
+    subresources: frozenset[str] = MAIN_ONLY
 
     def _fills(self, container: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         resources = _as_map(container.get("resources"))

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutation import MutationContext
+from webhook.core.plan import MAIN_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,7 @@ class NodeSelectorMutator:
 
     selector: Mapping[str, str]
     rule: str = "defaults.nodeSelector"
+    subresources: frozenset[str] = MAIN_ONLY
 
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
@@ -40,6 +42,7 @@ class PriorityClassMutator:
 
     name: str
     rule: str = "defaults.priorityClassName"
+    subresources: frozenset[str] = MAIN_ONLY
 
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
@@ -56,12 +59,13 @@ class TopologySpreadMutator:
 
     constraints: Sequence[Mapping[str, Any]]
     rule: str = "defaults.topologySpreadConstraints"
+    subresources: frozenset[str] = MAIN_ONLY
 
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
         current = spec.get("topologySpreadConstraints")
         keys = {c.get("topologyKey") for c in current if isinstance(c, dict)} if isinstance(current, list) else set()
-        missing = [json_copy(dict(c)) for c in self.constraints if c.get("topologyKey") not in keys]
+        missing = [dict(c) for c in self.constraints if c.get("topologyKey") not in keys]
         if not missing:
             return
         if not isinstance(current, list):

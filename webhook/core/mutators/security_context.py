@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutation import MutationContext
 from webhook.core.mutators._containers import containers
 from webhook.core.plan import WITH_EPHEMERAL
 from webhook.core.workloads import ALL_CONTAINERS
@@ -43,7 +43,7 @@ def fill(ctx: MutationContext, target: dict[str, Any], path: tuple[str | int, ..
     for key, value in defaults.items():
         current = target.get(key)
         if current is None:
-            ctx.put(target, path, key, json_copy(value))
+            ctx.put(target, path, key, value)
         elif isinstance(current, dict) and isinstance(value, dict):
             fill(ctx, current, path + (key,), value)
 
@@ -63,7 +63,7 @@ def fill_section(ctx: MutationContext, owner: dict[str, Any], path: tuple[str | 
         return
     current = owner.get("securityContext")
     if not isinstance(current, dict):
-        ctx.put(owner, path, "securityContext", json_copy(dict(defaults)))
+        ctx.put(owner, path, "securityContext", dict(defaults))
     else:
         fill(ctx, current, path + ("securityContext",), defaults)
 

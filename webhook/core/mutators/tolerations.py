@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.mutation import MutationContext, json_copy
+from webhook.core.mutation import MutationContext
+from webhook.core.plan import MAIN_ONLY
 
 
 def covers(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -26,6 +27,7 @@ def covers(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
 class TolerationsMutator:
     tolerations: Sequence[Mapping[str, Any]]
     rule: str = "defaults.tolerations"
+    subresources: frozenset[str] = MAIN_ONLY
 
     def mutate(self, ctx: MutationContext) -> None:
         spec = ctx.target.spec
@@ -35,7 +37,7 @@ class TolerationsMutator:
         if not missing:
             return
         if not isinstance(current, list):
-            ctx.put(spec, ctx.path("spec"), "tolerations", json_copy(missing))
+            ctx.put(spec, ctx.path("spec"), "tolerations", missing)
             return
         for toleration in missing:
-            ctx.append(current, ctx.path("spec", "tolerations"), json_copy(toleration))
+            ctx.append(current, ctx.path("spec", "tolerations"), toleration)

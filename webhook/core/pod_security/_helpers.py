@@ -76,7 +76,7 @@ class ContainerRef:
         return f"spec.{self.list_name}[{self.index}]" + "".join("." + p for p in parts)
 
 
-class PodSpec(dict):  # type: ignore[type-arg]
+class PodSpec(dict[str, Any]):
     """A pod spec prepared once per evaluation: a shallow copy that also holds its containers."""
 
     __slots__ = ("refs",)

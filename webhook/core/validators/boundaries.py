@@ -67,7 +67,8 @@ class NodeSelection:
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
         spec = ctx.target.spec
-        selector = spec.get("nodeSelector") if isinstance(spec.get("nodeSelector"), dict) else {}
+        raw_selector = spec.get("nodeSelector")
+        selector: dict[str, Any] = raw_selector if isinstance(raw_selector, dict) else {}
         for key, allowed in self.allowed.items():
             if key in selector and selector[key] not in allowed:
                 yield violation(
@@ -78,10 +79,10 @@ class NodeSelection:
         terms = _required_terms(spec)
         for t_index, term in enumerate(terms or ()):
             for e_index, expr in enumerate(_expressions(term)):
-                key = expr.get("key")
-                if key not in self.allowed:
+                expr_key = expr.get("key")
+                if not isinstance(expr_key, str) or expr_key not in self.allowed:
                     continue
-                allowed = self.allowed[key]
+                key, allowed = expr_key, self.allowed[expr_key]
                 op = expr.get("operator")
                 values = [str(v) for v in expr.get("values") or ()]
                 bad = [v for v in values if v not in allowed] if op == "In" else None
@@ -98,8 +99,8 @@ class NodeSelection:
         for key in self.required:
             if self._pinned(spec, key, terms):
                 continue
-            allowed = self.allowed.get(key)
-            hint = f" to one of: {describe(allowed)}" if allowed else ""
+            pinned = self.allowed.get(key)
+            hint = f" to one of: {describe(pinned)}" if pinned else ""
             yield violation(
                 ctx, "requiredNodeLabels",
                 f"pod does not pin node label {key}{hint}: set nodeSelector {key} or an `{key} In [...]` "

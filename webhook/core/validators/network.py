@@ -123,8 +123,7 @@ def _flow(value: Any) -> str:
 
 
 def _knows(ctx: ValidationContext, namespace: str) -> bool:
-    known = getattr(ctx.state, "network_policies_known", None)
-    return bool(known(namespace)) if callable(known) else False
+    return ctx.state.network_policies_known(namespace)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,13 +106,12 @@ class TenantQuota:
 
 def _already_counted(ctx: ValidationContext) -> Mapping[str, Decimal] | None:
     """What the view already counts for this very pod (a re-sent CREATE, a reservation, the pod being resized);
-    None when the view says it counts no such pod (a view that cannot tell, or a pod without a name: ``{}``)."""
+    None when the view counts no such pod (``{}`` for a pod without a name)."""
     meta = ctx.obj.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    lookup = getattr(ctx.state, "pod_usage", None)
-    if not isinstance(name, str) or not name or not callable(lookup):
+    if not isinstance(name, str) or not name:
         return {}
-    return lookup(ctx.request.namespace, name)
+    return ctx.state.pod_usage(ctx.request.namespace, name)
 
 
 def _previous_usage(ctx: ValidationContext, counted: Mapping[str, Decimal] | None) -> Mapping[str, Decimal]:
