@@ -16,7 +16,7 @@ COPY webhook ./webhook
 # Every dependency ships manylinux wheels for x86_64 and arm64: no compiler needed.
 # pip byte-compiles while installing, so the read-only root filesystem never
 # needs a __pycache__ at run time.
-RUN /opt/tenantguard/bin/pip install ".[speed]" \
+RUN /opt/tenantguard/bin/pip install . \
  && /opt/tenantguard/bin/tenantguard --version
 
 # --- runtime --------------------------------------------------------------------

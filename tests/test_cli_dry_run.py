@@ -6,11 +6,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonpatch
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, POLICIES, ROOT, fixture_review, run_cli
+from webhook.inputs import yamlio
 from webhook.inputs.yamlio import dump_all, load_documents
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
@@ -299,3 +304,145 @@ def test_validate_only_judges_the_object_as_written(tmp_path: Path, policy: Path
     table = run_cli("dry-run", "--policies", str(policy), "--namespace", "shop", "--color", "never",
                     "--validate-only", str(f))
     assert "each object: validate the object as written" in table.out
+
+
+# --- the manifest loader: libyaml's C loader building documents in one pass, as CSafeLoader builds them ---
+
+def _shape(value: Any, seen: dict[int, int] | None = None) -> Any:
+    """``value`` as comparable data: types kept, NaN comparable, and which collections are one object."""
+    seen = {} if seen is None else seen
+    if isinstance(value, (dict, list, set)):
+        if id(value) in seen:
+            return ("same as", seen[id(value)])
+        seen[id(value)] = len(seen)
+        if isinstance(value, dict):
+            return ("dict", [(_shape(k, seen), _shape(v, seen)) for k, v in value.items()])
+        if isinstance(value, set):
+            return ("set", sorted(repr(v) for v in value))
+        return ("list", [_shape(v, seen) for v in value])
+    if isinstance(value, tuple):
+        return ("tuple", [_shape(v, seen) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+def _load(text: str, loader: type) -> tuple[str, Any]:
+    try:
+        return "docs", _shape(list(yaml.load_all(text, Loader=loader)))
+    except Exception as exc:  # noqa: BLE001 - the same failure, whatever it is
+        return "error", (type(exc).__name__, str(exc))
+
+
+def assert_loads_as_csafeloader(text: str) -> None:
+    assert _load(text, yamlio._ManifestLoader) == _load(text, yaml.CSafeLoader)
+
+
+YAML_CASES = {
+    "scalars": "a: yes\nb: No\nc: on\nd: ~\ne: null\nf: 0x1F\ng: 0o17\nh: 017\ni: 1_000\nj: 1:30\n"
+               "k: -.inf\nl: .NaN\nm: 1.5e-7\nn: 2024-01-02\no: 2024-01-02T03:04:05.5+01:00\np: '123'\n"
+               "q: \"true\"\nr: !!str 1\ns: !!float 1\nt: !!binary aGVsbG8=\nu: ''\nv: 12e3\nw: 0b101\n"
+               "x: +12\ny: 190:20:30.15\n",
+    "keys": "1: int\ntrue: bool\nnull: none\n1.5: float\n2024-01-02: date\n? !!binary aGk=\n: bytes\n",
+    "duplicate keys (last wins, first place)": "a: 1\nb: 2\na: 3\n1: x\ntrue: y\n",
+    "aliases": "base: &b {cpu: 1, list: &l [1, 2]}\nfirst: *b\nsecond: *b\nl: *l\n"
+               "scalar: &s hello\nagain: *s\n",
+    "merge keys": "base: &b {cpu: 1, memory: 2}\nmerged:\n  <<: *b\n  cpu: 3\nmany:\n  <<: [*b, {x: 1}]\n",
+    "recursive": "a: &a\n  self: *a\n",
+    "recursive list": "&l [1, *l]\n",
+    "value key": "=: x\n",
+    "set omap pairs": "s: !!set {a, b}\no: !!omap [{a: 1}, {b: 2}]\np: !!pairs [{a: 1}, {a: 2}]\n",
+    "tagged collections": "m: !!map {a: 1}\nq: !!seq [1]\n",
+    "complex key": "? [a, b]\n: c\n",
+    "mapping key": "? {a: 1}\n: c\n",
+    "unknown tag": "a: !foo bar\n",
+    "bad int": "a: !!int abc\n",
+    "bad bool": "a: !!bool maybe\n",
+    "bad timestamp": "a: !!timestamp nope\n",
+    "bad binary": "a: !!binary é\n",
+    "syntax error": "a: [b\n",
+    "several documents": "---\na: 1\n---\n---\n- x\n- &y {b: 2}\n- *y\n...\n",
+    "empty": "",
+    "deep": "a: " + "[" * 200 + "]" * 200 + "\n",
+}
+
+
+@pytest.mark.parametrize("text", YAML_CASES.values(), ids=YAML_CASES.keys())
+def test_the_manifest_loader_loads_and_fails_as_csafeloader(text: str) -> None:
+    assert_loads_as_csafeloader(text)
+
+
+def test_ordinary_manifests_are_built_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The examples, the golden suites, every plain scalar form and aliases: never PyYAML's constructor."""
+    def generic(*args: Any) -> Any:
+        raise AssertionError("built by the generic constructor")
+
+    paths = sorted(EXAMPLES.rglob("*.yaml")) + sorted((ROOT / "tests" / "golden").rglob("*.yaml"))
+    texts = [p.read_text() for p in paths] + [YAML_CASES["scalars"] + "shared: &a {x: 1}\nz: [*a, *a]\n"]
+    expected = [_load(t, yaml.CSafeLoader) for t in texts]
+    monkeypatch.setattr(yaml.constructor.BaseConstructor, "construct_document", generic)
+    assert [_load(t, yamlio._ManifestLoader) for t in texts] == expected
+
+
+yaml_words = st.sampled_from([
+    "yes", "no", "on", "off", "~", "null", "0x1F", "0o17", "017", "1_000", "1:30", ".inf", ".nan", "1.5e-7",
+    "2024-01-02", "2024-01-02 03:04:05", "=", "<<", "", "-", "a: b", "- x", "#", "é", "😀", "tab\there",
+    "line\nbreak", "123", "true",
+])
+yaml_scalars = st.one_of(yaml_words, st.text(max_size=8), st.integers(), st.floats(), st.booleans(),
+                         st.none(), st.dates(), st.binary(max_size=6))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.recursive(yaml_scalars, lambda children: st.one_of(
+           st.lists(children, max_size=4),
+           st.dictionaries(st.one_of(yaml_words, st.text(max_size=6), st.integers()), children, max_size=4)),
+           max_leaves=30),
+       flow=st.sampled_from([False, True, None]), share=st.booleans())
+def test_generated_documents_load_as_csafeloader_does(data: Any, flow: bool | None, share: bool) -> None:
+    documents = [data, {"again": data, "list": [data]}] if share else [data]  # shared: anchors and aliases
+    text = yaml.dump_all(documents, Dumper=yaml.CSafeDumper, default_flow_style=flow, allow_unicode=True)
+    assert_loads_as_csafeloader(text)
+
+
+def test_aliases_and_merge_keys_in_a_manifest_judge_as_written_out(tmp_path: Path, policy: Path) -> None:
+    """One object in several places (an alias) is filled in each place on its own, as when written twice."""
+    aliased = tmp_path / "aliased.yaml"
+    aliased.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: &l {app: a}}\nspec:\n"
+                       "  containers:\n"
+                       "  - &c {name: app, image: nginx, resources: &r {requests: {cpu: 50m}}}\n"
+                       "  - <<: *c\n    name: side\n  - {name: third, image: nginx, resources: *r}\n"
+                       "  nodeSelector: *l\n")
+    expanded = tmp_path / "expanded.yaml"
+    expanded.write_text(dump_all(json.loads(json.dumps(load_documents(aliased.read_text(), str(aliased))))))
+    assert "&" not in expanded.read_text() and "*" not in expanded.read_text()
+    by_alias = run_cli("dry-run", "-p", str(policy), "-n", "shop", "-o", "json", str(aliased))
+    written_out = run_cli("dry-run", "-p", str(policy), "-n", "shop", "-o", "json", str(expanded))
+    assert by_alias.code == written_out.code == 0, by_alias.err + written_out.err
+    assert by_alias.out == written_out.out
+
+
+def test_duplicate_keys_in_a_policy_exit_2_naming_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text(POLICY.replace("  rules:\n", "  rules:\n    requireLimits: [memory]\n"))
+    f = tmp_path / "in.yaml"
+    f.write_text(dump_all([pod("a")]))
+    result = run_cli("dry-run", "-p", str(bad), str(f))
+    assert result.code == 2
+    assert f"{bad}: line 11, column 5: duplicate key 'requireLimits'" in result.err
+
+
+def test_duplicate_keys_in_a_manifest_keep_the_last_value(tmp_path: Path, policy: Path) -> None:
+    f = tmp_path / "in.yaml"
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: first, name: last}\n"
+                 "spec: {containers: [{name: app, image: nginx}]}\n")
+    result = run_cli("dry-run", "-p", str(policy), "-n", "shop", "-o", "json", str(f))
+    assert result.json()["results"][0]["name"] == "last"
+
+
+@pytest.mark.parametrize("value", ["!!bool maybe", "!!int abc", "!!timestamp x"])
+def test_a_value_that_cannot_be_its_explicit_tag_is_a_clear_error(tmp_path: Path, value: str) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: i, "
+                 f"stdin: {value}}}]}}\n")
+    result = run_cli("dry-run", "--policies", str(POLICIES), str(f))
+    assert result.code == 2 and result.err.startswith(f"tenantguard: {f}: a value cannot be read") and \
+        "Traceback" not in result.err

@@ -240,6 +240,27 @@ async def test_unavailable_api_server_makes_the_view_stale_then_ready_again(
     assert await view.wait_until(lambda: view.ready and view.store.pod_count() == 1, WAIT)
 
 
+async def test_recovery_is_prompt_after_a_long_outage(kube: KubeAPI) -> None:
+    """However long the API server was down, the view is current again within one capped backoff of its
+    return: the backoff stops growing at backoff_max (5 s by default) and resets on the first success."""
+    assert ReflectorSettings().backoff_max <= 5.0
+    settings = ViewSettings(reflector=ReflectorSettings(page_size=10, watch_timeout=60, connect_timeout=5,
+                                                        read_timeout=10, backoff_initial=0.01, backoff_max=0.3),
+                            stale_after=0.05)
+    async with view_of(kube, settings) as v:
+        assert await v.wait_synced(WAIT)
+        await kube.wait_for_watchers()
+        kube.unavailable = True
+        kube.drop_watches()
+        status = _status(v, "pods")
+        assert await v.wait_until(lambda: status.errors >= 12, WAIT)  # far past the cap: 0.01 * 2**11 > 0.3
+        kube.unavailable = False
+        back = asyncio.get_running_loop().time()
+        kube.create(pod("shop", "back"))
+        assert await v.wait_until(lambda: v.ready and v.store.pod_count() == 1, WAIT)
+        assert asyncio.get_running_loop().time() - back < 0.3 * 2 + 1.0  # one capped backoff, and the relist
+
+
 async def test_stop_is_prompt_while_watches_are_open(kube: KubeAPI) -> None:
     v = view_of(kube, ViewSettings(reflector=ReflectorSettings(watch_timeout=3600)))
     await v.start()

@@ -131,6 +131,8 @@ class Boom:
     rule = "boom"
     kinds = None
     subresources = MAIN_ONLY
+    def reads_cluster(self, obj: Any) -> bool:
+        return False
 
     def mutate(self, ctx: Any) -> None:
         raise RuntimeError("mutator bug")

@@ -389,3 +389,35 @@ spec:
 def test_shipped_policies_load(directory: str) -> None:
     root = Path(__file__).resolve().parent.parent
     assert load_policies([root / directory]).generation
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+_PATTERNS = st.lists(st.text("ab-*?", min_size=1, max_size=4).filter(lambda p: p[0] not in "-" and p[-1] != "-"),
+                     min_size=1, max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PATTERNS, min_size=2, max_size=5))
+def test_the_indexed_overlap_check_finds_exactly_the_pairwise_clashes(claims: list[list[str]]) -> None:
+    """Every pair of tenants compared, as a reference, against the index by literal start."""
+    from webhook.policy import loader, schema
+
+    tenants = []
+    for i, patterns in enumerate(claims):
+        doc = schema.TenantPolicyDoc.model_validate({"apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy",
+                                                     "metadata": {"name": f"t{i}"},
+                                                     "spec": {"namespaces": patterns}})
+        tenants.append((doc, loader.SourceDoc({}, f"t{i}.yaml", 1)))
+    expected = []
+    for i, (a, a_src) in enumerate(tenants):
+        for b, b_src in tenants[i + 1:]:
+            for pa in a.spec.namespaces:
+                for pb in b.spec.namespaces:
+                    if loader._clashes(pa, pb):
+                        shown = pb if pa == pb else f"{pb!r} overlaps {pa!r}"
+                        expected.append(f"{b_src.source}: document 1: spec.namespaces: {shown}: namespace already "
+                                        f"claimed by TenantPolicy {a.metadata.name} ({a_src.source}: document 1); "
+                                        "a namespace belongs to one tenant")
+    assert loader._namespace_conflicts(tenants) == expected

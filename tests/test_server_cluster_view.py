@@ -99,7 +99,7 @@ async def test_only_allowed_non_dry_run_creates_are_reserved_in_the_watched_view
     """The real WatchedClusterState (not started: no API server needed) behind the real app."""
     quota = cluster_policy("quota", rules={"requireRequests": ["cpu"]})
     view = WatchedClusterState(k8s_client.ApiClient(), ViewSettings())
-    client = await aiohttp_client(create_app(make_context(policy_set(quota), view)))
+    client = await aiohttp_client(create_app(make_context(policy_set(quota), view, answers=None)))
     for name, dry_run in (("dry", True), ("real", False)):
         await post(client, "/mutate", review(_complete_pod(name), uid=name, dry_run=dry_run))
         assert view.store.reservations() == {}  # /mutate never reserves

@@ -318,7 +318,7 @@ async def test_user_info_feeds_exemptions(aiohttp_client) -> None:
 
 async def test_only_a_real_creation_on_validate_locks_the_view_and_records_it(aiohttp_client) -> None:
     view = RecordingView()
-    client = await aiohttp_client(create_app(make_context(policy_set(RESTRICTED), view)))
+    client = await aiohttp_client(create_app(make_context(policy_set(RESTRICTED), view, answers=None)))
     compliant = restricted_pod()
     await post(client, "/mutate", review(compliant, uid="m"))
     await post(client, "/validate", review(compliant, uid="d", dry_run=True))

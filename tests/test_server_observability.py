@@ -172,3 +172,21 @@ async def test_rule_durations_and_rule_errors_are_exported(aiohttp_client) -> No
     assert values(page["tenantguard_rule_errors"], "_total") == {(("policy", "broken"), ("rule", "boom")): 1.0}
     violations = values(page["tenantguard_policy_violations"], "_total")
     assert not any(dict(k)["policy"] == "broken" for k in violations)  # an error is not a violation
+
+
+def test_the_fast_admission_line_is_the_record_line() -> None:
+    """The admission line is written without a LogRecord, yet says exactly what logger.info(extra=...) says,
+    and the level still decides."""
+    stream = io.StringIO()
+    logs.configure("info", stream)
+    logger = logging.getLogger("tenantguard.admission")
+    fields = {"event": "admission", "endpoint": "mutate", "uid": "u", "rules": ["a/b"], "tenant": None,
+              "latency_ms": 0.25, "groups": ("x",)}
+    logs.FastLine(logger).info("admission", dict(fields))
+    logger.info("admission", extra=dict(fields))
+    fast, slow = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert fast.pop("ts")[:10] == slow.pop("ts")[:10]
+    assert fast == slow
+    logs.configure("warning", stream)
+    logs.FastLine(logger).info("admission", dict(fields))
+    assert len(stream.getvalue().splitlines()) == 2  # nothing more: below the level

@@ -89,6 +89,8 @@ def run(items: list[InputObject], policies: PolicySet, state: InMemoryClusterSta
             raise InputError(f"{item.source}: document {item.document}: invalid AdmissionReview: {exc}") from None
         except StateError as exc:
             raise InputError(f"{item.source}: document {item.document}: {exc}") from None
-        original = dict(request.obj) if request.obj is not None else dict(request.old_obj or {})
+        # the engine never writes into the object it is given (it mutates a working copy): no copy here
+        received = request.obj if request.obj is not None else request.old_obj
+        original = received if isinstance(received, dict) else dict(received or {})
         results.append(Result(request, decision, original))
     return results

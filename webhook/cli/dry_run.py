@@ -12,7 +12,10 @@ policy (the message on stderr names the file, document and field).
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from webhook.actions import dry_run as dryrun
@@ -44,12 +47,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused for the run.
+
+    A dry-run keeps everything it builds (the inputs, then one result per object) until it
+    prints, and builds no reference cycles per object; every collection would only walk that
+    growing heap again (some 30% of the CPU time over 10,000 manifests). Reference counting
+    still frees what is dropped.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run(args: argparse.Namespace) -> int:
-    policies = load_policy_set(args.policies)
-    state = load_state(args.cluster_state)
-    items = read_objects(args.inputs)
-    results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
-                         username=args.user, groups=tuple(args.group), mutate=not args.validate_only)
-    pipeline = dryrun.VALIDATE_ONLY if args.validate_only else dryrun.PIPELINE
-    output.write(results, args.output, sys.stdout, args.color, pipeline=pipeline)
+    with _no_cycle_collection():
+        policies = load_policy_set(args.policies)
+        state = load_state(args.cluster_state)
+        items = read_objects(args.inputs)
+        results = dryrun.run(items, policies, state, namespace=args.namespace, today=date.today(),
+                             username=args.user, groups=tuple(args.group), mutate=not args.validate_only)
+        pipeline = dryrun.VALIDATE_ONLY if args.validate_only else dryrun.PIPELINE
+        output.write(results, args.output, sys.stdout, args.color, pipeline=pipeline)
     return EXIT_DENIED if any(not r.decision.allowed for r in results) else EXIT_OK

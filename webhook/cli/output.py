@@ -1,18 +1,102 @@
-"""Printing dry-run results: table (default), json (contract), yaml, diff, patch."""
+"""Printing dry-run results: table (default), json (contract), yaml, diff, patch.
+
+The json output is ``json.dumps(document, indent=2, default=str)`` and a newline, byte
+for byte: :func:`json_text` writes it with orjson, which is many times faster, where orjson
+writes the same bytes, and with ``json.dumps`` where it would not (see there).
+"""
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
+import math
 import os
+import re
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TextIO
+
+import orjson
 
 from webhook.actions.dry_run import Result
 from webhook.inputs.yamlio import dump
 
 FORMATS = ("table", "json", "yaml", "diff", "patch")
+
+# orjson writes dates its own way (2027-06-30T00:00:00): hand them to default=str, as json.dumps does
+_ORJSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_APPEND_NEWLINE
+# values both write alike: the JSON scalars, and what both hand to default=str
+_SCALARS = frozenset({str, int, bool, type(None), Decimal, datetime.date, datetime.datetime})
+# json.dumps escapes everything outside printable ASCII (ensure_ascii); orjson writes it as UTF-8
+_NOT_ASCII = re.compile("[\x7f-\U0010ffff]")
+# json.dumps(value, separators=(",", ":")) without making an encoder for each value
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+def _same_in_both(value: Any) -> bool:
+    """Whether orjson writes ``value`` as json.dumps(default=str) does, as far as its types tell.
+
+    Not: floats json.dumps writes in exponent form below 1e-4 (``1e-05``; orjson ``0.00001``,
+    ``1.5e-7``), NaN and infinities (orjson ``null``), enums (orjson their value, json.dumps
+    their str()), dict/list/tuple subclasses (namedtuples), anything else. What orjson
+    refuses outright (keys that are not strings, ints beyond 64 bits, lone surrogates,
+    nesting deeper than 254) raises in :func:`json_text`.
+    """
+    kind = type(value)
+    if kind is dict:  # orjson refuses keys that are not strings
+        for member in value.values():
+            if type(member) not in _SCALARS and not _same_in_both(member):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for member in value:
+            if type(member) not in _SCALARS and not _same_in_both(member):
+                return False
+        return True
+    if kind is float:
+        return value == 0.0 or (abs(value) >= 1e-4 and math.isfinite(value))
+    return kind in _SCALARS
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+
+
+def orjson_text(value: Any) -> str | None:
+    """``json.dumps(value, indent=2, default=str) + "\\n"`` written by orjson; None where orjson would not
+    write the same bytes.
+
+    orjson writes the same structure, indentation, separators, key order, integers, escapes
+    below 0x7f and floats from 1e-4 up; its UTF-8 is then escaped as json.dumps escapes it
+    (``\\u00e9``, a surrogate pair above U+FFFF, DEL as ``\\u007f``).
+    """
+    try:
+        same = _same_in_both(value)
+    except RecursionError:  # nested too deep for us, or a structure inside itself: json.dumps says which
+        return None
+    if not same:
+        return None
+    try:
+        data = orjson.dumps(value, default=str, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return None
+    text = data.decode()
+    if not data.isascii() or "\x7f" in text:
+        text = _NOT_ASCII.sub(_escape, text)
+    return text
+
+
+def json_text(value: Any) -> str:
+    """``json.dumps(value, indent=2, default=str) + "\\n"``, byte for byte: orjson's where it writes the same
+    (nearly always), json.dumps' own otherwise."""
+    text = orjson_text(value)
+    return text if text is not None else json.dumps(value, indent=2, default=str) + "\n"
 
 
 def summary(results: list[Result]) -> dict[str, int]:
@@ -67,7 +151,7 @@ def write_table(results: list[Result], out: TextIO, colour: bool, pipeline: str 
             out.write(f"    {paint('x', '31')} {v.summary()}{where}\n")
         out.writelines(f"    {paint('!', '33')} {w}\n" for w in d.warnings)
         for op in d.patch:
-            value = json.dumps(op.value, separators=(",", ":")) if op.op != "remove" else ""
+            value = _COMPACT.encode(op.value) if op.op != "remove" else ""
             if len(value) > 100:
                 value = value[:97] + "..."
             out.write(f"    {paint('+', '36')} {op.op} {op.path} {value}  {paint(f'({op.policy}/{op.rule})', '2')}\n")
@@ -98,7 +182,7 @@ def write(results: list[Result], fmt: str, out: TextIO | None = None, colour: st
           pipeline: str | None = None) -> None:
     stream = out or sys.stdout
     writers: dict[str, Callable[[], object]] = {
-        "json": lambda: stream.write(json.dumps(document(results), indent=2, default=str) + "\n"),
+        "json": lambda: stream.write(json_text(document(results))),
         "yaml": lambda: stream.write(dump(json.loads(json.dumps(document(results), default=str)))),
         "table": lambda: write_table(results, stream, use_colour(stream, colour), pipeline),
         "diff": lambda: write_diff(results, stream, use_colour(stream, colour)),

@@ -89,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--idle-timeout", type=float, default=30.0, metavar="SECONDS",
                       help="a keep-alive connection with no request for this long is closed (default 30)")
     conn.add_argument("--max-connections", type=int, default=1000, metavar="N",
-                      help="open connections per process; beyond, new ones are closed at once (default 1000)")
+                      help="open connections per process; beyond, a new one is closed once its TLS handshake is "
+                           "done, never served (default 1000)")
     ops.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
 
 

@@ -33,6 +33,11 @@ class ClusterState(Protocol):
         """Every namespace known to exist."""
         ...
 
+    def namespaces_revision(self) -> int:
+        """A number that changes whenever a namespace is added, removed or relabelled (what a namespace's
+        tenant depends on): who belongs to a tenant is computed once per revision, not per request."""
+        ...
+
     def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         """Labels of a namespace; None when the namespace is unknown.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.core.patch import PatchOp
 
@@ -33,9 +33,8 @@ class Status(StrEnum):
     SKIP = "skip"
 
 
-@dataclass(frozen=True, slots=True)
-class RuleResult:
-    """One rule of one policy, run (or skipped) on one object."""
+class RuleResult(NamedTuple):
+    """One rule of one policy, run (or skipped) on one object (a plain tuple: one per rule per admission)."""
 
     policy: str
     rule: str
@@ -44,9 +43,8 @@ class RuleResult:
     findings: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One broken rule, precise enough to act on.
+class Violation(NamedTuple):
+    """One broken rule, precise enough to act on (a plain tuple: rules make many, they never change).
 
     ``policy`` and ``rule`` say which policy and which rule; ``container`` and
     ``field`` say where (container is None for pod-level findings); ``actual`` and

@@ -70,10 +70,11 @@ def _unchanged(target: PodTarget | None, old: PodTarget | None) -> bool:
 class _TenantCache:
     """namespace -> tenant name, memoised for one evaluation."""
 
-    __slots__ = ("_cache", "_policies", "_state")
+    __slots__ = ("_cache", "_policies", "_state", "index")
 
     def __init__(self, policies: PolicySet, state: ClusterState):
         self._policies = policies
+        self.index = policies.index
         self._state = state
         self._cache: dict[str, str | None] = {}
 
@@ -194,7 +195,7 @@ def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant:
     for policy in policies:
         ctx = ValidationContext(
             request=request, obj=working, target=target, old_target=old_target, policy=policy, tenant=tenant,
-            state=state, tenant_of=tenant_of, memo=memo,
+            state=state, tenant_of=tenant_of, tenants=tenant_of.index, memo=memo,
         )
         for validator in policy.validators:
             kinds = validator.kinds

@@ -100,7 +100,9 @@ class MutationContext:
         expresses as ``replace``, so such a fill is recorded as ``replace``.
         """
         had_null = key in parent
-        value = parent[key] = self._adopt(value)
+        if isinstance(value, (dict, list)):
+            value = self._adopt(value)
+        parent[key] = value
         if id(parent) not in self._fresh:
             if had_null:
                 self.recorder.replace(parent_path + (key,), value)
@@ -133,7 +135,8 @@ class MutationContext:
     def append(self, lst: list[Any], list_path: tuple[str | int, ...], value: Any) -> None:
         """Append to an existing list and record ``add`` at the new index."""
         index = len(lst)
-        value = self._adopt(value)
+        if isinstance(value, (dict, list)):
+            value = self._adopt(value)
         lst.append(value)
         if id(lst) not in self._fresh:
             self.recorder.add(list_path + (index,), value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def escape(token: str | int) -> str:
@@ -22,14 +22,26 @@ def escape(token: str | int) -> str:
     return text
 
 
+# pointer per path: pods of one shape fill the same paths (spec/containers/0/resources/...), so each
+# pointer is built once (bounded: cleared when full)
+_POINTERS: dict[tuple[str | int, ...], str] = {}
+POINTER_CACHE = 8192
+
+
 def pointer(parts: Iterable[str | int]) -> str:
     """Build a JSON Pointer from unescaped path parts: ``("metadata", "labels", "a/b")`` -> ``/metadata/labels/a~1b``."""
-    return "".join(["/" + escape(p) for p in parts])
+    key = parts if isinstance(parts, tuple) else tuple(parts)
+    found = _POINTERS.get(key)
+    if found is None:
+        if len(_POINTERS) >= POINTER_CACHE:
+            _POINTERS.clear()
+        found = _POINTERS[key] = "".join(["/" + escape(p) for p in key])
+    return found
 
 
-@dataclass(frozen=True, slots=True)
-class PatchOp:
-    """One JSON Patch operation with its provenance (policy name and rule id)."""
+class PatchOp(NamedTuple):
+    """One JSON Patch operation with its provenance (policy name and rule id); a plain tuple (built for
+    every fill of every admission: cheap to make, immutable)."""
 
     op: str
     path: str

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from webhook.core.errors import TenantguardError
-from webhook.core.selectors import LabelSelector, glob_match, is_glob
+from webhook.core.selectors import LabelSelector, glob_match, glob_start, is_glob
 
 if TYPE_CHECKING:
     from webhook.core.cluster_state import ClusterState
@@ -127,6 +127,11 @@ class Validator(Protocol):
     @property
     def subresources(self) -> frozenset[str]: ...
 
+    def reads_cluster(self, obj: Mapping[str, Any]) -> bool:
+        """True when its verdict on ``obj`` depends on the cluster view (usage, NetworkPolicies, other
+        namespaces), not only on the request: such a verdict is never reused for another request."""
+        ...
+
     def validate(self, ctx: ValidationContext) -> Iterable[Violation]: ...
 
 
@@ -148,6 +153,11 @@ class CompiledPolicy:
     @property
     def is_tenant(self) -> bool:
         return self.kind == "TenantPolicy"
+
+    def reads_cluster(self, obj: Mapping[str, Any]) -> bool:
+        """Some validator of this policy judges ``obj`` with what the cluster view holds."""
+        kind = obj.get("kind")
+        return any(v.reads_cluster(obj) for v in self.validators if v.kinds is None or kind in v.kinds)
 
     def exempts(self, request: AdmissionRequest) -> Exemption | None:
         for ex in self.exemptions:
@@ -178,11 +188,12 @@ class TenantIndex:
     answer. The quota and isolation rules resolve every namespace a tenant may hold, per request.
     """
 
-    __slots__ = ("_by_name", "_order", "_patterned", "_resolved")
+    __slots__ = ("_by_name", "_globs", "_members", "_order", "_resolved", "_selecting")
 
     def __init__(self, tenants: Iterable[CompiledPolicy]):
         self._by_name: dict[str, list[CompiledPolicy]] = {}
-        self._patterned: list[CompiledPolicy] = []
+        self._globs: dict[str, list[tuple[str, CompiledPolicy]]] = {}  # literal start -> (glob, tenant)
+        self._selecting: list[CompiledPolicy] = []  # tenants with a namespaceSelector
         self._order: dict[str, int] = {}
         for tenant in tenants:
             self._order[tenant.name] = len(self._order)
@@ -190,9 +201,29 @@ class TenantIndex:
                 continue
             for name in tenant.match.names:
                 self._by_name.setdefault(name, []).append(tenant)
-            if tenant.match.globs or tenant.match.selector is not None:
-                self._patterned.append(tenant)
+            for pattern in tenant.match.globs:
+                self._globs.setdefault(glob_start(pattern), []).append((pattern, tenant))
+            if tenant.match.selector is not None:
+                self._selecting.append(tenant)
         self._resolved: dict[str, tuple[Mapping[str, str] | None, CompiledPolicy | tuple[str, ...] | None]] = {}
+        # the view and its namespaces revision the members were computed for, and tenant -> its namespaces
+        self._members: tuple[object, int, dict[str, list[str]]] | None = None
+
+    def members(self, tenant: str, state: ClusterState) -> list[str]:
+        """The namespaces ``state`` knows that ``tenant`` claims; computed once per namespaces revision."""
+        revision = state.namespaces_revision()
+        cached = self._members
+        if cached is None or cached[0] is not state or cached[1] != revision:
+            table: dict[str, list[str]] = {}
+            for namespace in state.namespaces():
+                try:
+                    owner = self.tenant_for(namespace, state.namespace_labels(namespace))
+                except TenantConflict:
+                    continue
+                if owner is not None:
+                    table.setdefault(owner.name, []).append(namespace)
+            cached = self._members = (state, revision, table)
+        return cached[2].get(tenant, [])
 
     def tenant_for(self, namespace: str, labels: Mapping[str, str] | None) -> CompiledPolicy | None:
         """The TenantPolicy claiming ``namespace``; raises TenantConflict if several do."""
@@ -201,8 +232,15 @@ class TenantIndex:
             found = cached[1]
         else:
             claimants = list(self._by_name.get(namespace, ()))
-            for tenant in self._patterned:
-                if tenant not in claimants and tenant.match is not None and tenant.match.matches(namespace, labels):
+            # a glob can match only names that begin with its literal start: look those up, prefix by prefix
+            for end in range(len(namespace) + 1):
+                for pattern, tenant in self._globs.get(namespace[:end], ()):
+                    if tenant not in claimants and glob_match(pattern, namespace):
+                        claimants.append(tenant)
+            for tenant in self._selecting:
+                selector = tenant.match.selector if tenant.match is not None else None
+                if tenant not in claimants and selector is not None and labels is not None and \
+                        selector.matches(labels):
                     claimants.append(tenant)
             claimants.sort(key=lambda t: self._order.get(t.name, 0))
             found = tuple(t.name for t in claimants) if len(claimants) > 1 else (claimants[0] if claimants else None)
@@ -246,6 +284,7 @@ class ValidationContext:
     tenant: CompiledPolicy | None
     state: ClusterState
     tenant_of: Callable[[str], str | None]  # namespace -> tenant name (None: no tenant)
+    tenants: TenantIndex = field(default_factory=lambda: TenantIndex(()))  # the policy set's tenant index
     # shared by the contexts of one evaluation (the object does not change between policies): what a
     # validator computed about it that another policy's validator may reuse (e.g. Pod Security checks)
     memo: dict[Any, Any] = field(default_factory=dict)
@@ -254,7 +293,7 @@ class ValidationContext:
         """Known namespaces (from the cluster view, plus the request's) that belong to this tenant."""
         if self.tenant is None:
             return [self.request.namespace]
-        names = {ns for ns in self.state.namespaces() if self.tenant_of(ns) == self.tenant.name}
+        names = set(self.tenants.members(self.tenant.name, self.state))
         names.add(self.request.namespace)
         if self.tenant.match is not None:
             names.update(self.tenant.match.names)

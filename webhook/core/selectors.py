@@ -55,6 +55,14 @@ def _glob_tokens(pattern: str) -> list[tuple[str, frozenset[str] | None]]:
     return tokens
 
 
+def glob_start(pattern: str) -> str:
+    """The literal start of a shell glob (before its first wildcard): every name it matches starts so."""
+    for index, char in enumerate(pattern):
+        if char in "*?[":
+            return pattern[:index]
+    return pattern
+
+
 def globs_overlap(a: str, b: str) -> bool:
     """True when some namespace name matches both globs (search over the product of both patterns)."""
     ta, tb = _glob_tokens(a), _glob_tokens(b)

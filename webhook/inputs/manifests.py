@@ -8,6 +8,7 @@ would choke on tab indentation). Errors name the file and document.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,9 +34,12 @@ def _files(arg: str) -> list[Path]:
     raise InputError(f"{arg}: no such file or directory")
 
 
+# what text.lstrip().startswith(("{", "[")) says, without copying the text
+_JSON_START = re.compile(r"\s*[{\[]")
+
+
 def parse_text(text: str, source: str) -> list[Any]:
-    stripped = text.lstrip()
-    if source.endswith(".json") or stripped.startswith(("{", "[")):
+    if source.endswith(".json") or _JSON_START.match(text):
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -17,6 +17,7 @@ hidden entries, so a mounted ConfigMap's ``..data`` indirection is read once.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 
 from webhook.core.errors import TenantguardError
 from webhook.core.plan import CompiledPolicy, PolicySet
-from webhook.core.selectors import glob_match, globs_overlap, is_glob
+from webhook.core.selectors import glob_match, glob_start, globs_overlap, is_glob
 from webhook.inputs.yamlio import InputError, document_files, load_documents
 from webhook.policy import schema
 from webhook.policy.compile import compile_policy
@@ -163,27 +164,48 @@ def validate_document(doc: SourceDoc) -> tuple[schema.PolicyDoc | None, list[str
         return None, error_lines(exc, where)
 
 
+def _clashes(pa: str, pb: str) -> bool:
+    if is_glob(pa) and is_glob(pb):
+        return globs_overlap(pa, pb)
+    if is_glob(pa):
+        return glob_match(pa, pb)
+    if is_glob(pb):
+        return glob_match(pb, pa)
+    return pa == pb
+
+
 def _namespace_conflicts(tenants: list[tuple[schema.TenantPolicyDoc, SourceDoc]]) -> list[str]:
+    """Namespaces claimed by two tenants, literal or glob. Patterns are indexed by their literal start, so
+    only patterns that could match a common name are compared: linear in the tenants for the usual
+    shapes (``team-x``, ``team-x-*``), not quadratic."""
+    by_start: dict[str, list[tuple[int, int, str]]] = {}  # literal start -> (tenant, position, pattern)
+    for i, (doc, _) in enumerate(tenants):
+        for k, pattern in enumerate(doc.spec.namespaces):
+            by_start.setdefault(glob_start(pattern), []).append((i, k, pattern))
+    starts = sorted(by_start)
+    found: set[tuple[int, int, int, int]] = set()  # (earlier tenant, its position, later tenant, its position)
+    for start in starts:
+        # candidates: patterns whose start is a prefix of this one (shorter or equal) or extends it
+        candidates = [by_start[start[:n]] for n in range(len(start) + 1) if start[:n] in by_start]
+        lo = bisect.bisect_right(starts, start)
+        while lo < len(starts) and starts[lo].startswith(start):
+            candidates.append(by_start[starts[lo]])
+            lo += 1
+        for i, k, pa in by_start[start]:
+            for group in candidates:
+                for j, m, pb in group:
+                    if i < j and _clashes(pa, pb):
+                        found.add((i, k, j, m))
     errors: list[str] = []
-    for i, (a, a_src) in enumerate(tenants):
-        for b, b_src in tenants[i + 1:]:
-            for pa in a.spec.namespaces:
-                for pb in b.spec.namespaces:
-                    if is_glob(pa) and is_glob(pb):
-                        clash = globs_overlap(pa, pb)
-                    elif is_glob(pa):
-                        clash = glob_match(pa, pb)
-                    elif is_glob(pb):
-                        clash = glob_match(pb, pa)
-                    else:
-                        clash = pa == pb
-                    if clash:
-                        shown = pb if pa == pb else f"{pb!r} overlaps {pa!r}"
-                        errors.append(
-                            f"{b_src.source}: document {b_src.index}: spec.namespaces: {shown}: namespace already "
-                            f"claimed by TenantPolicy {a.metadata.name} ({a_src.source}: document {a_src.index}); "
-                            "a namespace belongs to one tenant"
-                        )
+    for i, k, j, m in sorted(found, key=lambda f: (f[0], f[2], f[1], f[3])):
+        (a, a_src), (b, b_src) = tenants[i], tenants[j]
+        pa, pb = a.spec.namespaces[k], b.spec.namespaces[m]
+        shown = pb if pa == pb else f"{pb!r} overlaps {pa!r}"
+        errors.append(
+            f"{b_src.source}: document {b_src.index}: spec.namespaces: {shown}: namespace already "
+            f"claimed by TenantPolicy {a.metadata.name} ({a_src.source}: document {a_src.index}); "
+            "a namespace belongs to one tenant"
+        )
     return errors
 
 

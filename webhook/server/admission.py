@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -38,7 +38,8 @@ from webhook.core.pipeline import judge
 from webhook.core.plan import PolicySet
 from webhook.core.request import AdmissionRequest, from_review
 from webhook.core.response import admission_response, error_response
-from webhook.core.wire import AdmissionReviewResponse
+from webhook.core.wire import AdmissionResponseBody, AdmissionReviewResponse
+from webhook.server.answers import AnswerCache
 from webhook.views import ClusterView
 
 __all__ = ["MUTATE", "VALIDATE", "Endpoint", "Outcome", "answer", "findings", "rule_ids"]
@@ -72,6 +73,7 @@ class Outcome:
     request: AdmissionRequest
     decision: Decision | None  # None when the evaluation raised
     exception: Exception | None = None
+    cached: bool = False  # the answer of an earlier, identical review
 
     @property
     def error(self) -> str | None:
@@ -114,7 +116,8 @@ def _too_large(endpoint: Endpoint, request: AdmissionRequest, why: str) -> Admis
 
 def answer(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView, *,
           today: date | None = None, dumps: Callable[[Any], bytes] = _dumps, consume: bool = False,
-          timer: Timer | None = None, record: bool = True, limits: ReviewLimits | None = None) -> Outcome:
+          timer: Timer | None = None, record: bool = True, limits: ReviewLimits | None = None,
+          cache: AnswerCache | None = None) -> Outcome:
     """Answer one AdmissionReview for ``endpoint``; raise ReviewError when ``body`` is not a valid one.
 
     On /validate an admitted creation is recorded in the view (a watch-backed view reserves
@@ -123,15 +126,26 @@ def answer(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView
     fills the object in place instead of copying it first. ``timer`` times each rule.
     ``record=False``: a caller that may not reserve quota (webhook.server.callers). A pod beyond
     ``limits`` is not evaluated: denied on /validate, admitted without defaults on /mutate.
+    ``cache``: answers of reviews that cannot be judged differently are reused (webhook.server.answers).
     """
     request = from_review(body, today=today, writable=consume)
     too_large = limits.exceeded(measure(request.obj)) if limits is not None and request.obj is not None else None
     if too_large is not None:
         return Outcome(_too_large(endpoint, request, too_large), request, None)
     try:
+        key = None
+        if cache is not None:
+            key = cache.key(endpoint.name, request, policies, view.namespace_labels(request.namespace))
+            cached = cache.get(key) if key is not None else None
+            if cached is not None:
+                response = cast(AdmissionResponseBody, {"uid": request.uid, **cached.response})
+                return Outcome({"apiVersion": request.api_version, "kind": "AdmissionReview", "response": response},
+                               request, cached.decision, cached=True)
         decision = judge(request, policies, view, mutate=endpoint.mutate, validate=endpoint.validate, timer=timer,
                          record=record)
         review = admission_response(request, decision, include_patch=endpoint.patches, dumps=dumps)
+        if key is not None and cache is not None:
+            cache.put(key, review["response"], decision)
     except Exception as exc:  # noqa: BLE001 - the fail posture, not a 500
         return Outcome(_internal_error(endpoint, request, exc), request, None, exc)
     return Outcome(review, request, decision)

@@ -34,13 +34,16 @@ from webhook.core.complexity import ReviewLimits
 from webhook.core.decision import Status
 from webhook.core.request import ReviewError
 from webhook.server.admission import MUTATE, VALIDATE, Endpoint, Outcome, answer, findings, rule_ids
+from webhook.server.answers import AnswerCache
 from webhook.server.callers import CallerPolicy
+from webhook.server.logs import FastLine
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import MAX_BODY_BYTES
 from webhook.views import ClusterView
 
 log = logging.getLogger("tenantguard.admission")
+admission_line = FastLine(log)
 JSON = "application/json"
 OFFLOAD_BYTES = 256 * 1024
 LARGE_REVIEWS = 2  # large reviews judged at once (in threads); the rest wait, small ones never do
@@ -59,20 +62,19 @@ class WebhookContext:
     limits: ReviewLimits = field(default_factory=ReviewLimits)
     offload_bytes: int = OFFLOAD_BYTES  # bodies larger than this are decoded and judged in a thread
     body_timeout: float = 10.0  # seconds a body may take to arrive once the request head has
+    answers: AnswerCache | None = field(default_factory=AnswerCache)  # None: every review evaluated
     large_reviews: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LARGE_REVIEWS))
     draining: bool = False
     in_flight: int = 0
     _waiters: set[asyncio.Event] = field(default_factory=set, repr=False)  # non-empty only while someone waits
 
     def request_started(self) -> None:
-        self.in_flight += 1
-        self.metrics.in_flight.inc()
+        self.in_flight += 1  # the gauge is set from it at scrape time and once a second
         for waiter in self._waiters:
             waiter.set()
 
     def request_finished(self) -> None:
         self.in_flight -= 1
-        self.metrics.in_flight.dec()
         for waiter in self._waiters:
             waiter.set()
 
@@ -119,20 +121,19 @@ def _record(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: 
     tenant = (decision.tenant if decision is not None else None) or ""
     verdict = outcome.verdict
     metrics = ctx.metrics
-    metrics.requests.labels(endpoint.name, tenant, verdict).inc()
-    metrics.latency.labels(endpoint.name).observe(seconds)
+    metrics.admission(endpoint.name, tenant, verdict, seconds)
     if decision is not None:
         if endpoint.validate:
             for v, mode in findings(decision):
                 if v.status is not Status.ERROR:  # a rule that could not run is not a violation
-                    metrics.violations.labels(v.policy, v.rule, mode).inc()
+                    metrics.violation(v.policy, v.rule, mode)
         metrics.observe_rules(decision.results)
     if outcome.exception is not None:
         exc = outcome.exception
         log.error("evaluation failed; answered with the endpoint's fail posture", exc_info=(type(exc), exc,
                   exc.__traceback__), extra=_fields(ctx, endpoint, outcome, seconds))
     elif log.isEnabledFor(logging.INFO):
-        log.info("admission", extra=_fields(ctx, endpoint, outcome, seconds))
+        admission_line.info("admission", _fields(ctx, endpoint, outcome, seconds))
 
 
 def _fields(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: float) -> dict:
@@ -153,6 +154,8 @@ def _fields(ctx: WebhookContext, endpoint: Endpoint, outcome: Outcome, seconds: 
         fields["skipped"] = decision.skipped
     if outcome.exception is not None:
         fields["error"] = outcome.error
+    if outcome.cached:
+        fields["cached"] = True
     return fields
 
 
@@ -170,8 +173,11 @@ async def _answer(request: web.Request, endpoint: Endpoint) -> web.Response:
     if refusal is not None:
         return _bad(ctx, request, endpoint, 403, refusal)
     try:
-        async with asyncio.timeout(ctx.body_timeout):
+        if request.content.is_eof():  # the whole body came with the head (the usual case): no timer needed
             body = await request.read()
+        else:
+            async with asyncio.timeout(ctx.body_timeout):
+                body = await request.read()
     except TimeoutError:
         response = _bad(ctx, request, endpoint, 408, f"body not received within {ctx.body_timeout:g} s")
         response.force_close()
@@ -206,7 +212,7 @@ def _decode_and_answer(ctx: WebhookContext, endpoint: Endpoint, body: bytes) -> 
         return 400, f"body is not valid JSON: {exc}"
     try:
         return answer(endpoint, review, ctx.policies.current, ctx.view, today=ctx.today(), consume=True,
-                      timer=time.perf_counter, record=ctx.callers.may_record, limits=ctx.limits)
+                      timer=time.perf_counter, record=ctx.callers.may_record, limits=ctx.limits, cache=ctx.answers)
     except ReviewError as exc:
         return 400, f"not a valid AdmissionReview: {exc}"
 
@@ -243,6 +249,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     ctx.metrics.observe_view(ctx.view.health())
+    ctx.metrics.in_flight.set(ctx.in_flight)
     return web.Response(body=ctx.metrics.render(), headers={"Content-Type": ctx.metrics.content_type})
 
 

@@ -93,6 +93,9 @@ class Metrics:
         self.rule_duration = Histogram("tenantguard_rule_duration_seconds", "Evaluation time of each rule.",
                                        ["policy", "rule"], buckets=RULE_BUCKETS, registry=reg)
         self._rule_timers: dict[tuple[str, str], Any] = {}  # (policy, rule) -> its histogram child
+        self._request_children: dict[tuple[str, str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+        self._violation_children: dict[tuple[str, str, str], Any] = {}
         self.policy_reloads = Counter("tenantguard_policy_reloads", "Loads of the policy files.", ["result"],
                                       registry=reg)
         self.policy_generation = Gauge("tenantguard_policy_generation_info",
@@ -130,6 +133,29 @@ class Metrics:
         self.view_unparseable = Gauge("tenantguard_cluster_view_unparseable_pods",
                                       "Pods whose resources do not parse (counted as one pod each).", registry=reg, multiprocess_mode="livemax")
         self._generation: str | None = None
+
+    def admission(self, endpoint: str, tenant: str, verdict: str, seconds: float) -> None:
+        """One review answered: the hot path, so the labelled children are looked up once and kept."""
+        key = (endpoint, tenant, verdict)
+        counter = self._request_children.get(key)
+        if counter is None:
+            if len(self._request_children) > 4096:  # bounded by endpoints x tenants x verdicts
+                self._request_children.clear()
+            counter = self._request_children[key] = self.requests.labels(*key)
+        counter.inc()
+        histogram = self._latency_children.get(endpoint)
+        if histogram is None:
+            histogram = self._latency_children[endpoint] = self.latency.labels(endpoint)
+        histogram.observe(seconds)
+
+    def violation(self, policy: str, rule: str, mode: str) -> None:
+        key = (policy, rule, mode)
+        counter = self._violation_children.get(key)
+        if counter is None:
+            if len(self._violation_children) > 4096:  # bounded by the policies; a reload may rename them
+                self._violation_children.clear()
+            counter = self._violation_children[key] = self.violations.labels(*key)
+        counter.inc()
 
     def observe_rules(self, results: Iterable[RuleResult]) -> None:
         """Each rule's evaluation time, and the rules that could not be evaluated."""

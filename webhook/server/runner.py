@@ -81,7 +81,7 @@ class Connections:
 
     @property
     def full(self) -> bool:
-        """As many connections (and handshakes) as allowed are open: the next one is closed at once."""
+        """As many connections (and handshakes) as allowed are open: the next one is closed after its handshake."""
         return self.max_connections is not None and self.open + self.handshakes >= self.max_connections
 
     @property
@@ -124,15 +124,12 @@ class Connections:
                 self.header_timeout, self._head_overdue, handler)
         self._changed()
 
-    def request_started(self, handler: web.RequestHandler) -> None:
-        """A complete request head arrived on ``handler``: its first-head deadline is met (later heads on a
-        kept-alive connection are bounded by aiohttp's keep-alive timeout)."""
-        timer = self._head_timers.pop(handler, None)
-        if timer is not None:
-            timer.cancel()
-
     def _head_overdue(self, handler: web.RequestHandler) -> None:
         self._head_timers.pop(handler, None)
+        # aiohttp counts a request when its head is parsed: one has come, the deadline was met (no
+        # per-request hook needed on the hot path)
+        if getattr(handler, "_request_count", 0) > 0:
+            return
         if handler in self._open:
             self.timed_out += 1
             log.warning("connection closed: no complete request within the header timeout",
@@ -309,7 +306,6 @@ class WebhookServer:
         self.metrics.observe_view(self.view.health())
         app = create_app(self.context)
         app.on_response_prepare.append(self._on_response_prepare)
-        app.middlewares.append(self._request_started)
         runner = _Runner(app, self.connections, handle_signals=False, access_log=None,
                          shutdown_timeout=CLEANUP_TIMEOUT, keepalive_timeout=self.settings.idle_timeout)
         await runner.setup()
@@ -330,7 +326,8 @@ class WebhookServer:
         self._synced_log = asyncio.create_task(self._log_synced(self.view), name="tenantguard-synced")
         log.info("serving", extra={"event": "start", "host": self.settings.host, "port": self.port,
                                    "generation": self.policies.generation, "pid": os.getpid(),
-                                   "worker": self.settings.worker_index, "client_ca": bool(self.settings.client_ca)})
+                                   "worker": self.settings.worker_index, "client_ca": bool(self.settings.client_ca),
+                                   "loop": _loop_name()})
 
     async def _watch(self) -> None:
         interval = self.settings.reload_interval
@@ -396,19 +393,13 @@ class WebhookServer:
     def _synced_step(self) -> None:
         if self.view is not None:
             self.metrics.observe_view(self.view.health())
+        self.metrics.in_flight.set(self.context.in_flight)
 
     def _parent_step(self) -> None:
         parent = self.settings.parent_pid
         if parent is not None and os.getppid() != parent and self._draining is None:
             log.error("the worker supervisor is gone; draining", extra={"event": "orphaned"})
             self.drain()
-
-    @web.middleware
-    async def _request_started(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """A complete request head arrived: the connection met its header deadline."""
-        self.connections.request_started(request.protocol)
-        response: web.StreamResponse = await handler(request)
-        return response
 
     async def _on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """While draining, every answer closes its connection (the client reconnects to another replica)."""
@@ -482,6 +473,12 @@ class WebhookServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.drain()
+
+
+def _loop_name() -> str:
+    """``uvloop`` or ``asyncio``: the event loop serving (named in the start-up log line)."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

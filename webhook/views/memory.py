@@ -67,6 +67,7 @@ class InMemoryClusterState:
         self._quotas: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         self._netpols_known = False
         self._counter = 0
+        self._revision = 0
 
     # --- ClusterState -----------------------------------------------------
     def namespaces(self) -> Iterable[str]:
@@ -74,6 +75,9 @@ class InMemoryClusterState:
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         return self._namespaces.get(namespace)
+
+    def namespaces_revision(self) -> int:
+        return self._revision
 
     def namespace_usage(self, namespace: str) -> Usage:
         return self._ns_usage.get(namespace, {})
@@ -121,6 +125,7 @@ class InMemoryClusterState:
         for ns, quotas in other._quotas.items():
             self._quotas[ns].extend(quotas)
         self._netpols_known = self._netpols_known or other._netpols_known
+        self._revision += 1
         self._counter = max(self._counter, other._counter)
 
     def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
@@ -129,6 +134,7 @@ class InMemoryClusterState:
         merged = dict(labels or {})
         merged[NAME_LABEL] = name
         self._namespaces[name] = merged
+        self._revision += 1
 
     def _ensure_namespace(self, name: str) -> None:
         if name not in self._namespaces:

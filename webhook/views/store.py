@@ -150,6 +150,7 @@ class ClusterStore:
         self._ttl = reservation_ttl
         self.on_change = on_change
         self._labels: dict[str, dict[str, str]] = {}
+        self._revision = 0  # bumped by every change of the namespaces or their labels
         self._pods: dict[str, dict[str, Usage]] = {}
         self._usage: dict[str, dict[str, Decimal]] = {}
         self._netpols: dict[str, dict[str, dict[str, Any]]] = {}
@@ -171,6 +172,9 @@ class ClusterStore:
     def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         with self.lock:
             return self._labels.get(namespace)
+
+    def namespaces_revision(self) -> int:
+        return self._revision
 
     def namespace_usage(self, namespace: str) -> Usage:
         with self.lock:
@@ -283,6 +287,7 @@ class ClusterStore:
                         del self._reserved[ns]
             elif kind == "Namespace":
                 self._labels = tables.labels
+                self._revision += 1
             elif kind == "NetworkPolicy":
                 self._netpols = tables.table
             else:
@@ -318,8 +323,10 @@ class ClusterStore:
                 name, labels = self.compact(kind, obj)
                 if deleted:
                     self._labels.pop(name, None)
+                    self._revision += 1
                 else:
                     self._labels[name] = labels
+                    self._revision += 1
             else:
                 table = self._netpols if kind == "NetworkPolicy" else self._quotas
                 (ns, name), kept = self.compact(kind, obj)

@@ -101,6 +101,9 @@ class WatchedClusterState:
     def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         return self.store.namespace_labels(namespace)
 
+    def namespaces_revision(self) -> int:
+        return self.store.namespaces_revision()
+
     def namespace_usage(self, namespace: str) -> Usage:
         return self.store.namespace_usage(namespace)
 

@@ -13,7 +13,7 @@ and per resource name:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +41,17 @@ class ResourcesMutator:
     limits: Mapping[str, str]
     rule: str = "defaults.resources"
     subresources: frozenset[str] = MAIN_ONLY
+    # what a container that sets no resources at all gets (the common case, computed once)
+    whole: dict[str, Any] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        add_req, add_lim, _ = self._fills({}, "")
+        whole: dict[str, Any] = {}
+        if add_req:
+            whole["requests"] = add_req
+        if add_lim:
+            whole["limits"] = add_lim
+        object.__setattr__(self, "whole", whole)
 
     def _fills(self, container: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         resources = _as_map(container.get("resources"))
@@ -78,6 +89,10 @@ class ResourcesMutator:
 
     def mutate(self, ctx: MutationContext) -> None:
         for container, path in containers(ctx, APP_AND_INIT_CONTAINERS):
+            if "resources" not in container:
+                if self.whole:
+                    ctx.put(container, path, "resources", self.whole)  # copied on put
+                continue
             add_req, add_lim, warnings = self._fills(container, str(container.get("name", "")))
             ctx.warnings.extend(warnings)
             if not add_req and not add_lim:

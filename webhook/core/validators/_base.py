@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.decision import Violation
@@ -63,3 +64,13 @@ def outside_tenant(ctx: ValidationContext, selector: LabelSelector, shared: tupl
     state = ctx.state
     return sorted(ns for ns in state.namespaces()
                   if selector.matches(state.namespace_labels(ns) or {}) and not inside_tenant(ctx, ns, shared))
+
+
+def request_only(self: object, obj: Mapping[str, Any]) -> bool:
+    """``Validator.reads_cluster`` of a rule that judges the request alone."""
+    return False
+
+
+def cluster_dependent(self: object, obj: Mapping[str, Any]) -> bool:
+    """``Validator.reads_cluster`` of a rule that judges with the cluster view (usage, NetworkPolicies)."""
+    return True

@@ -34,9 +34,10 @@ from webhook.core.validators._base import (
     describe,
     inside_tenant,
     outside_tenant,
+    request_only,
     violation,
 )
-from webhook.core.workloads import ALL_CONTAINERS, PREFERRED, REQUIRED, iter_containers
+from webhook.core.workloads import ALL_CONTAINERS, PREFERRED, REQUIRED, iter_containers, locate_pod
 
 SYSTEM_TOLERATION_PREFIX = "node.kubernetes.io/"
 
@@ -63,6 +64,7 @@ class NodeSelection:
     rule: str = "allowedNodeLabels"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = MAIN_ONLY
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
@@ -140,6 +142,7 @@ class AllowedTolerations:
     rule: str = "allowedTolerations"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = MAIN_ONLY
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
@@ -170,6 +173,7 @@ class AllowedPriorityClasses:
     rule: str = "allowedPriorityClasses"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = MAIN_ONLY
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
@@ -295,6 +299,7 @@ class AllowedRegistries:
     rule: str = "allowedRegistries"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = WITH_EPHEMERAL
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None
@@ -350,6 +355,12 @@ class AffinityNamespaces:
     rule: str = "affinityNamespaces"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = MAIN_ONLY
+
+    def reads_cluster(self, obj: Mapping[str, Any]) -> bool:
+        """Only pod (anti-)affinity terms naming namespaces or selecting them are judged with the view."""
+        target = locate_pod(obj)
+        return target is not None and any(
+            bool(term.get("namespaces")) or "namespaceSelector" in term for _, _, term in _affinity_terms(target.spec))
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None

@@ -17,7 +17,7 @@ from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
 from webhook.core.pod_resources import container_requests_and_limits, pod_requests_and_limits
 from webhook.core.quantity import format_resource
-from webhook.core.validators._base import WITH_RESIZE, resize_note, violation
+from webhook.core.validators._base import WITH_RESIZE, request_only, resize_note, violation
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
 
 
@@ -55,6 +55,7 @@ class MaxResources:
     rule: str = "maxResources"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = WITH_RESIZE
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None

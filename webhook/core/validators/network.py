@@ -40,7 +40,6 @@ Two validators, compiled from ``rules.networkIsolation``:
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -50,7 +49,14 @@ from webhook.core.cluster_state import NAME_LABEL
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
 from webhook.core.selectors import LabelSelector
-from webhook.core.validators._base import MAIN_ONLY, describe, inside_tenant, outside_tenant, violation
+from webhook.core.validators._base import (
+    MAIN_ONLY,
+    cluster_dependent,
+    describe,
+    inside_tenant,
+    outside_tenant,
+    violation,
+)
 
 DIRECTIONS = ("Ingress", "Egress")
 DNS_NAMESPACE = "kube-system"
@@ -132,6 +138,7 @@ class RequireDefaultDeny:
     rule: str = "networkIsolation"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = MAIN_ONLY
+    reads_cluster = cluster_dependent  # judges with what the cluster view holds (usage, other objects)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         namespace = ctx.request.namespace
@@ -144,7 +151,7 @@ class RequireDefaultDeny:
                 f"(dry-run: pass them with --cluster-state); it needs a default-deny NetworkPolicy for {wanted}",
                 actual=None, required=fix,
             )
-            yield dataclasses.replace(found, enforcement="Warn")  # advisory: never denies
+            yield found._replace(enforcement="Warn")  # advisory: never denies
             return
         covered: set[str] = set()
         for policy in ctx.state.network_policies(namespace):
@@ -215,6 +222,7 @@ class NetworkPolicyPeers:
     rule: str = "networkPolicyPeers"
     kinds: frozenset[str] | None = frozenset({"NetworkPolicy"})
     subresources: frozenset[str] = MAIN_ONLY
+    reads_cluster = cluster_dependent  # judges with what the cluster view holds (usage, other objects)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         if ctx.tenant is None:

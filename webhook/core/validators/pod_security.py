@@ -34,6 +34,7 @@ from webhook.core.pod_security.checks_baseline import (
     SECCOMP_CONTAINER_ANNOTATION_PREFIX,
     SECCOMP_POD_ANNOTATION,
 )
+from webhook.core.validators._base import request_only
 from webhook.core.workloads import field_path
 
 IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log", "portforward", "proxy", "status"})
@@ -99,6 +100,7 @@ class PodSecurityValidator:
     # the engine hands a validator only the subresources it lists; which of them
     # are judged is decided below, as upstream decides it
     subresources: frozenset[str] = field(default=WITH_EPHEMERAL | WITH_RESIZE)
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     def __post_init__(self) -> None:
         level, version = parse_level_version({"level": self.level, "version": self.version})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.validators._base import MAIN_ONLY, violation
+from webhook.core.validators._base import MAIN_ONLY, request_only, violation
 from webhook.core.workloads import APP_CONTAINERS, PROBE_FIELDS, iter_containers
 
 
@@ -17,6 +17,7 @@ class RequireProbes:
     rule: str = "requireProbes"
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = MAIN_ONLY
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         assert ctx.target is not None

@@ -35,7 +35,7 @@ from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
 from webhook.core.pod_resources import quota_demand, quota_usage
 from webhook.core.quantity import exact_add, format_resource
-from webhook.core.validators._base import WITH_RESIZE, is_resize, resize_note, violation
+from webhook.core.validators._base import WITH_RESIZE, cluster_dependent, is_resize, resize_note, violation
 
 ZERO = Decimal(0)
 
@@ -64,6 +64,7 @@ class TenantQuota:
     rule: str = "quota"
     kinds: frozenset[str] | None = frozenset({"Pod"})
     subresources: frozenset[str] = WITH_RESIZE
+    reads_cluster = cluster_dependent  # judges with what the cluster view holds (usage, other objects)
 
     def validate(self, ctx: ValidationContext) -> Iterator[Violation]:
         resize = is_resize(ctx)

@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook.core.decision import Violation
 from webhook.core.plan import ValidationContext
-from webhook.core.validators._base import WITH_RESIZE, resize_note, violation
+from webhook.core.validators._base import WITH_RESIZE, request_only, resize_note, violation
 from webhook.core.workloads import APP_AND_INIT_CONTAINERS, iter_containers
 
 
@@ -29,6 +29,7 @@ class RequireResources:
     resources: tuple[str, ...]
     kinds: frozenset[str] | None = None
     subresources: frozenset[str] = WITH_RESIZE
+    reads_cluster = request_only  # the request alone decides (its verdict may be reused for an identical one)
 
     @property
     def rule(self) -> str:
