@@ -103,7 +103,7 @@ def test_an_unparseable_pod_counts_as_a_pod() -> None:
 
 
 def _cpu_pod(name: str, cpu: str = "1", **meta) -> dict:
-    return {"kind": "Pod", "metadata": {"name": name, "namespace": "n", **meta},
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": meta.pop("namespace", "n"), **meta},
             "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}
 
 
@@ -204,3 +204,29 @@ def test_shared_usages_stay_bounded_between_relists() -> None:
         store.apply("Pod", "DELETED", pod)
     assert len(store._interned) <= INTERNED_CACHE
     assert store.namespace_usage("n") == {}
+
+
+def test_the_usage_of_a_namespace_set_stays_the_sum_of_its_namespaces() -> None:
+    """A tenant's usage is kept summed event by event; it must equal adding its namespaces every time."""
+    rng = random.Random(7)
+    store = ClusterStore(clock=lambda: 0.0)
+    tenant = frozenset({"a", "b", "c"})
+    other = frozenset({"c", "d"})
+    live: set[tuple[str, str]] = set()
+    for step in range(400):
+        ns, name = rng.choice("abcde"), f"p{rng.randrange(30)}"
+        if (ns, name) in live and rng.random() < 0.4:
+            store.apply("Pod", "DELETED", _cpu_pod(name, namespace=ns))
+            live.discard((ns, name))
+        else:
+            store.apply("Pod", "MODIFIED" if (ns, name) in live else "ADDED",
+                        _cpu_pod(name, f"{rng.randrange(1, 900)}m", namespace=ns))
+            live.add((ns, name))
+        if step % 50 == 0:
+            store.replace("Pod", [store.compact("Pod", _cpu_pod(n, "1", namespace=s)) for s, n in sorted(live)])
+        for group in (tenant, other):
+            expected: dict = {}
+            for namespace in group:
+                for key, value in store.namespace_usage(namespace).items():
+                    expected[key] = expected.get(key, Decimal(0)) + value
+            assert {k: v for k, v in store.usage_of(group).items() if v} == {k: v for k, v in expected.items() if v}

@@ -50,6 +50,11 @@ class ClusterState(Protocol):
         """Summed quota usage of the live (non-terminal) pods of a namespace."""
         ...
 
+    def usage_of(self, namespaces: frozenset[str]) -> Usage:
+        """Summed usage of these namespaces (what a tenant quota weighs): a view that watches many may keep
+        the sum of a set it is asked for again up to date, instead of adding every namespace per request."""
+        ...
+
     def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         ...
 

@@ -207,23 +207,23 @@ class TenantIndex:
                 self._selecting.append(tenant)
         self._resolved: dict[str, tuple[Mapping[str, str] | None, CompiledPolicy | tuple[str, ...] | None]] = {}
         # the view and its namespaces revision the members were computed for, and tenant -> its namespaces
-        self._members: tuple[object, int, dict[str, list[str]]] | None = None
+        self._members: tuple[object, int, dict[str, frozenset[str]]] | None = None
 
-    def members(self, tenant: str, state: ClusterState) -> list[str]:
+    def members(self, tenant: str, state: ClusterState) -> frozenset[str]:
         """The namespaces ``state`` knows that ``tenant`` claims; computed once per namespaces revision."""
         revision = state.namespaces_revision()
         cached = self._members
         if cached is None or cached[0] is not state or cached[1] != revision:
-            table: dict[str, list[str]] = {}
+            lists: dict[str, list[str]] = {}
             for namespace in state.namespaces():
                 try:
                     owner = self.tenant_for(namespace, state.namespace_labels(namespace))
                 except TenantConflict:
                     continue
                 if owner is not None:
-                    table.setdefault(owner.name, []).append(namespace)
-            cached = self._members = (state, revision, table)
-        return cached[2].get(tenant, [])
+                    lists.setdefault(owner.name, []).append(namespace)
+            cached = self._members = (state, revision, {k: frozenset(v) for k, v in lists.items()})
+        return cached[2].get(tenant, frozenset())
 
     def tenant_for(self, namespace: str, labels: Mapping[str, str] | None) -> CompiledPolicy | None:
         """The TenantPolicy claiming ``namespace``; raises TenantConflict if several do."""
@@ -289,12 +289,11 @@ class ValidationContext:
     # validator computed about it that another policy's validator may reuse (e.g. Pod Security checks)
     memo: dict[Any, Any] = field(default_factory=dict)
 
-    def tenant_namespaces(self) -> list[str]:
-        """Known namespaces (from the cluster view, plus the request's) that belong to this tenant."""
+    def tenant_namespaces(self) -> frozenset[str]:
+        """Known namespaces (from the cluster view, plus the request's) that belong to this tenant: the same
+        set object for as long as the view's namespaces do not change (views keep its usage summed)."""
         if self.tenant is None:
-            return [self.request.namespace]
-        names = set(self.tenants.members(self.tenant.name, self.state))
-        names.add(self.request.namespace)
-        if self.tenant.match is not None:
-            names.update(self.tenant.match.names)
-        return sorted(names)
+            return frozenset((self.request.namespace,))
+        members = self.tenants.members(self.tenant.name, self.state)
+        extra = {self.request.namespace} | (self.tenant.match.names if self.tenant.match is not None else set())
+        return members if extra <= members else members | extra

@@ -82,6 +82,14 @@ class InMemoryClusterState:
     def namespace_usage(self, namespace: str) -> Usage:
         return self._ns_usage.get(namespace, {})
 
+    def usage_of(self, namespaces: frozenset[str]) -> Usage:
+        total: dict[str, Decimal] = {}
+        for namespace in namespaces:
+            usage = self._ns_usage.get(namespace)
+            if usage:
+                add_usage(total, usage)
+        return total
+
     def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:
         return self._netpols.get(namespace, [])
 

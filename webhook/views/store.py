@@ -49,7 +49,8 @@ KINDS = ("Pod", "Namespace", "NetworkPolicy", "ResourceQuota")
 USAGE_CACHE = 1024  # distinct pod resource shapes remembered (cleared when full)
 VALUE_CACHE = 65536  # distinct quantities shared between usages (cleared when full)
 INTERNED_CACHE = 4096  # distinct usage mappings shared between pods (cleared when full; a relist prunes it)
-ARRIVALS_KEPT = 256  # unmatched arrivals remembered per (namespace, generateName)
+ARRIVALS_KEPT = 256
+SUMS_KEPT = 1024  # namespace sets whose usage sum is kept up to date (cleared when full)  # unmatched arrivals remembered per (namespace, generateName)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -151,6 +152,10 @@ class ClusterStore:
         self.on_change = on_change
         self._labels: dict[str, dict[str, str]] = {}
         self._revision = 0  # bumped by every change of the namespaces or their labels
+        # sums of the live usage of namespace sets asked for (a tenant's namespaces), kept up to date event by
+        # event: a tenant's quota weighs one mapping, not its every namespace, per admission
+        self._sums: dict[frozenset[str], dict[str, Decimal]] = {}
+        self._sums_of: dict[str, list[frozenset[str]]] = {}  # namespace -> the sets holding it
         self._pods: dict[str, dict[str, Usage]] = {}
         self._usage: dict[str, dict[str, Decimal]] = {}
         self._netpols: dict[str, dict[str, dict[str, Any]]] = {}
@@ -186,6 +191,36 @@ class ClusterStore:
                     if not self._expired(res, now):
                         add_usage(usage, res.usage)
             return usage
+
+    def usage_of(self, namespaces: frozenset[str]) -> Usage:
+        with self.lock:
+            live = self._sums.get(namespaces)
+            if live is None:
+                if len(self._sums) >= SUMS_KEPT:
+                    self._sums.clear()
+                    self._sums_of.clear()
+                live = {}
+                for namespace in namespaces:
+                    usage = self._usage.get(namespace)
+                    if usage:
+                        add_usage(live, usage)
+                    self._sums_of.setdefault(namespace, []).append(namespaces)
+                self._sums[namespaces] = live
+            total = dict(live)
+            if self._reserved:
+                now = self._clock()
+                for namespace, reserved in self._reserved.items():
+                    if namespace in namespaces:
+                        for res in reserved.values():
+                            if not self._expired(res, now):
+                                add_usage(total, res.usage)
+            return total
+
+    def _count(self, namespace: str, usage: Usage, sign: int) -> None:
+        """Live usage of ``namespace`` changed by ``sign * usage``: its sums follow."""
+        add_usage(self._usage.setdefault(namespace, {}), usage, sign)
+        for key in self._sums_of.get(namespace, ()):
+            add_usage(self._sums[key], usage, sign)
 
     def pod_usage(self, namespace: str, name: str) -> Usage | None:
         with self.lock:
@@ -272,6 +307,8 @@ class ClusterStore:
             if kind == "Pod":
                 pods = tables.pods
                 self._pods, self._usage = pods, tables.totals
+                self._sums.clear()  # recomputed from the new tables when asked
+                self._sums_of.clear()
                 interned = tables.interned
                 for by_id in self._reserved.values():
                     for res in by_id.values():
@@ -317,7 +354,7 @@ class ClusterStore:
                 if not deleted:
                     usage = self._intern(self._usage_of(obj))
                     self._pods.setdefault(ns, {})[name] = usage
-                    add_usage(self._usage.setdefault(ns, {}), usage)
+                    self._count(ns, usage, 1)
                 self._confirm(ns, name, usage, obj if event_type == "ADDED" and not known else None)
             elif kind == "Namespace":
                 name, labels = self.compact(kind, obj)
@@ -458,7 +495,7 @@ class ClusterStore:
         pods = self._pods.get(ns)
         previous = pods.pop(name, None) if pods is not None else None
         if previous is not None:
-            add_usage(self._usage[ns], previous, -1)
+            self._count(ns, previous, -1)
             if not pods:
                 del self._pods[ns]
                 del self._usage[ns]

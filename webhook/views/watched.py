@@ -107,6 +107,9 @@ class WatchedClusterState:
     def namespace_usage(self, namespace: str) -> Usage:
         return self.store.namespace_usage(namespace)
 
+    def usage_of(self, namespaces: frozenset[str]) -> Usage:
+        return self.store.usage_of(namespaces)
+
     def pod_usage(self, namespace: str, name: str) -> Usage | None:
         return self.store.pod_usage(namespace, name)
 

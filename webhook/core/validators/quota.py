@@ -92,9 +92,7 @@ class TenantQuota:
             return
         what = note.strip() if resize else "requested"
         if self.hard:
-            used: dict[str, Decimal] = {}
-            for ns in ctx.tenant_namespaces():
-                add_usage(used, ctx.state.namespace_usage(ns))
+            used = dict(ctx.state.usage_of(ctx.tenant_namespaces()))
             add_usage(used, correction, sign)
             scope = f"tenant {ctx.tenant.name}" if ctx.tenant else f"namespace {ctx.request.namespace}"
             yield from _exceeded(ctx, scope, self.hard, used, requested, what)
