@@ -85,7 +85,7 @@ class InMemoryClusterState:
     def usage_of(self, namespaces: frozenset[str]) -> Usage:
         total: dict[str, Decimal] = {}
         for namespace in namespaces:
-            usage = self._ns_usage.get(namespace)
+            usage = self.namespace_usage(namespace)
             if usage:
                 add_usage(total, usage)
         return total
