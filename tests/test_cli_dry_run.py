@@ -56,7 +56,8 @@ def test_json_contract(tmp_path: Path, policy: Path) -> None:
     assert result.code == 0, result.err
     doc = result.json()
     assert set(doc) == {"results", "summary"}
-    assert doc["summary"] == {"allowed": 1, "denied": 0}
+    assert doc["summary"] == {"allowed": 1, "denied": 0, "skipped": 0,
+                              "findings": {"Enforce": 0, "Warn": 0, "Audit": 0}}
     [item] = doc["results"]
     assert {"apiVersion", "kind", "namespace", "name", "tenant", "allowed", "violations", "warnings", "patch",
             "object"} <= set(item)
@@ -73,7 +74,8 @@ def test_quota_accumulates_over_the_input_and_exit_code_1(tmp_path: Path, policy
     assert result.code == 1
     doc = result.json()
     assert [r["allowed"] for r in doc["results"]] == [True, True, False]
-    assert doc["summary"] == {"allowed": 2, "denied": 1}
+    assert {k: doc["summary"][k] for k in ("allowed", "denied")} == {"allowed": 2, "denied": 1}
+    assert doc["summary"]["findings"]["Enforce"] == 1
     [violation] = doc["results"][2]["violations"]
     assert violation["policy"] == "shop" and violation["rule"] == "quota"
     assert violation["message"] == "tenant shop: requests.cpu 200m + 100m requested > 250m hard"
@@ -178,8 +180,11 @@ def test_denial_table_names_rule_container_field(tmp_path: Path, policy: Path) -
 
 @pytest.mark.parametrize("content,needle", [
     ("kind: [oops\n", "line 2, column 1: did not find expected"),
-    ("- just\n- a list\n", "document 1: expected a Kubernetes object"),
+    ("- {apiVersion: v1, kind: Pod, metadata: {name: p}}\n", "document 1: expected a Kubernetes object, got a YAML "
+     "list (write objects as documents separated by ---, or as a kind: List)"),
     ("apiVersion: v1\nmetadata: {name: x}\n", "document 1: kind: required field is missing"),
+    ("kind: Pod\nmetadata: {name: x}\n", "document 1: apiVersion: required field is missing"),
+    ("just a string\n", "document 1: expected a Kubernetes object, got str"),
 ])
 def test_bad_input_exits_2_naming_the_file(tmp_path: Path, policy: Path, content: str, needle: str) -> None:
     f = tmp_path / "bad.yaml"

@@ -60,19 +60,32 @@ async def test_audit_reports_the_pods_that_would_be_denied(cluster) -> None:
                                      "--color", "never")
     assert result.code == 1, result.out + result.err
     lines = result.out.splitlines()
-    assert lines[0].split() == ["NAMESPACE", "POD", "TENANT", "VERDICT", "DRIFT", "RULES"]
-    rows = {tuple(line.split()[:4]) for line in lines[1:] if line.strip() and "DENIED" in line}
-    assert ("customer-a", "root", "customer-a", "DENIED") in rows
-    assert ("customer-a-batch", "job", "customer-a", "DENIED") in rows
+    # summary first: pods per tenant, then in total
+    assert lines[0].split() == ["TENANT", "PODS", "ALLOWED", "DENIED", "DRIFT", "WARNED", "AUDITED"]
+    assert lines[1].split() == ["customer-a", "4", "1", "3", "1", "4", "0"]  # every pod lacks probes (Warn)
+    assert lines[2].split() == ["(no", "tenant)", "1", "1", "0", "0", "0", "0"]  # kube-system: exempt
+    assert lines[3].split() == ["total", "5", "2", "3", "1", "4", "0"]
+    assert "5 live pods: 2 allowed, 3 would be denied" in result.out  # finished pod skipped
+    # then one line per owner (a pod without one is its own), denied first
+    owners = [line for line in lines if " — " in line]
+    assert [line.split(":")[0] for line in owners] == ["Pod customer-a/bare", "Pod customer-a/root",
+                                                      "Pod customer-a-batch/job", "Pod customer-a/web"]
     # judged as it is: the defaults /mutate would have filled do not make it pass
-    assert ("customer-a", "bare", "customer-a", "DENIED") in rows
-    assert not any(r[1] in ("web", "finished", "dns") for r in rows)
-    assert "5 live pods: 2 allowed, 3 would be denied" in result.out  # finished pod skipped, dns exempt
+    assert owners[0].startswith("Pod customer-a/bare: DENIED, warned, drift — [customer-a/podSecurity] ")
+    assert owners[1].startswith("Pod customer-a/root: DENIED, warned — [customer-a/podSecurity] runAsUser")
+    assert owners[2].startswith("Pod customer-a-batch/job: DENIED, warned — [customer-a/networkIsolation] ")
+    assert owners[3] == ('Pod customer-a/web: allowed, warned — [probes-advisory/requireProbes] container "c" has '
+                         'no liveness probe (livenessProbe) (Warn) (and 1 more finding)')
+    assert not any(name in result.out for name in ("finished", "dns"))
     assert "no default-deny NetworkPolicy for Ingress, Egress" in result.out
     # and what /mutate would still set on it is reported as drift, apart from the verdict
-    assert "customer-a/bare: drift" in result.out
-    assert "/spec/securityContext" in result.out and "(customer-a/defaults.securityContext)" in result.out
-    assert "customer-a/web: drift" not in result.out
+    bare = result.out.split("\nPod customer-a/bare:\n")[1].split("\n\n")[0].splitlines()
+    assert "  x [customer-a/podSecurity] runAsNonRoot: runAsNonRoot != true" in "\n".join(bare)
+    assert '  + add /spec/securityContext {"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}  ' \
+        "(customer-a/defaults.securityContext)" in bare
+    web = result.out.split("\nPod customer-a/web:\n")[1].split("\n\n")[0].splitlines()
+    assert web == ['  ! [probes-advisory/requireProbes] container "c" has no liveness probe (livenessProbe) (Warn)',
+                   '  ! [probes-advisory/requireProbes] container "c" has no readiness probe (readinessProbe) (Warn)']
 
 
 async def test_audit_json_and_namespace_filter(cluster) -> None:
@@ -87,7 +100,22 @@ async def test_audit_json_and_namespace_filter(cluster) -> None:
     assert {op["path"] for op in drift["bare"]} >= {"/metadata/labels", "/spec/securityContext"}
     bare = next(r for r in doc["results"] if r["name"] == "bare")
     assert {v["rule"] for v in bare["violations"]} >= {"podSecurity"}
-    assert doc["summary"] == {"allowed": 1, "denied": 2, "drift": 1}
+    # every finding, each with its enforcement; allowed is decided by the Enforce ones only
+    web = next(r for r in doc["results"] if r["name"] == "web")
+    assert web["allowed"] is True and {(v["rule"], v["enforcement"]) for v in web["violations"]} == {
+        ("requireProbes", "Warn")}
+    assert {v["enforcement"] for v in bare["violations"]} == {"Enforce", "Warn"}
+    assert bare["owner"] == {"kind": "Pod", "namespace": "customer-a", "name": "bare"}
+    summary = doc["summary"]
+    assert {k: summary[k] for k in ("allowed", "denied", "drift")} == {"allowed": 1, "denied": 2, "drift": 1}
+    assert summary["tenants"] == {"customer-a": {"pods": 3, "allowed": 1, "denied": 2, "skipped": 0, "drift": 1,
+                                                 "warned": 3, "audited": 0,
+                                                 "findings": {"Enforce": 5, "Warn": 6, "Audit": 0}}}
+    assert summary["noTenant"]["pods"] == 0 and summary["totals"]["pods"] == 3
+    groups = {g["owner"]["name"]: g for g in doc["groups"]}
+    assert list(groups) == ["bare", "root", "web"]  # denied first
+    assert groups["bare"]["pods"] == 1 and groups["bare"]["denied"] == 1 and groups["bare"]["podNames"] == ["bare"]
+    assert groups["bare"]["findings"] == bare["violations"] and groups["bare"]["drift"] == bare["drift"]
 
 
 async def test_audit_exit_0_when_clean_and_2_when_unreachable(cluster, tmp_path: Path) -> None:
@@ -99,3 +127,35 @@ async def test_audit_exit_0_when_clean_and_2_when_unreachable(cluster, tmp_path:
     kube.unavailable = True
     result = await asyncio.to_thread(run_cli, "audit", "--policies", str(POLICIES), "--kubeconfig", str(config))
     assert result.code == 2 and "cannot read the cluster" in result.err
+
+
+async def test_audit_groups_by_owner_without_the_replicasets(cluster) -> None:
+    """A cluster that does not list ReplicaSets and Jobs (here: not served; in a cluster: forbidden): a pod of a
+    ReplicaSet belongs to the Deployment its name and pod-template-hash label give; a Job's pods to the Job."""
+    kube, config = cluster
+    kube.delete("Pod", "customer-a", "root")  # room in customer-a's quota (4 cpu) for the pods below
+    kube.delete("Pod", "customer-a", "bare")
+
+    def owned(name: str, kind: str, owner: str, labels: dict[str, str]) -> dict:
+        made = pod("customer-a", name)
+        made["metadata"]["labels"].update(labels)
+        made["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1" if kind == "ReplicaSet" else "batch/v1",
+                                                "kind": kind, "name": owner, "uid": "u", "controller": True}]
+        made["spec"]["containers"][0]["resources"] = {k: {"cpu": "100m", "memory": "128Mi"}
+                                                      for k in ("limits", "requests")}
+        return made
+
+    kube.create_many([owned(f"api-5d8f7c9b4-x{i}", "ReplicaSet", "api-5d8f7c9b4", {"pod-template-hash": "5d8f7c9b4"})
+                      for i in range(3)])
+    kube.create(owned("migrate-1-abcde", "Job", "migrate-1", {}))
+    result = await asyncio.to_thread(run_cli, "audit", "--policies", str(POLICIES), "--kubeconfig", str(config),
+                                     "--color", "never", "--all", "-n", "customer-a")
+    owners = [line.split(" — ")[0] for line in result.out.splitlines() if " — " in line]
+    assert "Deployment customer-a/api (3 pods): allowed 3, warned 3" in owners
+    assert "Job customer-a/migrate-1 (1 pod): allowed 1, warned 1" in owners
+    assert "\nDeployment customer-a/api (3 pods: api-5d8f7c9b4-x0, api-5d8f7c9b4-x1, api-5d8f7c9b4-x2):\n" \
+        in result.out
+    not_found = "HTTP 404 Not Found: the server could not find the requested resource"
+    assert result.err.splitlines() == [
+        f"note: cannot list ReplicaSets ({not_found} (GET /apis/apps/v1/replicasets)): what owns them is not known",
+        f"note: cannot list Jobs ({not_found} (GET /apis/batch/v1/jobs)): what owns them is not known"]

@@ -33,7 +33,7 @@ def test_typo_names_file_document_and_field(tmp_path: Path) -> None:
     path = write(tmp_path, "x.yaml", TENANT.format(name="ok", namespaces="[a]") + "---\n" +
                  "apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: c}\n"
                  "spec:\n  defualts: {}\n")
-    assert errors_of(path) == [f"{path}: document 2: spec.defualts: unknown field"]
+    assert errors_of(path) == [f"{path}: document 2: spec.defualts: unknown field (did you mean defaults?)"]
 
 
 @pytest.mark.parametrize("spec,expected", [
@@ -421,3 +421,27 @@ def test_the_indexed_overlap_check_finds_exactly_the_pairwise_clashes(claims: li
                                         f"claimed by TenantPolicy {a.metadata.name} ({a_src.source}: document 1); "
                                         "a namespace belongs to one tenant")
     assert loader._namespace_conflicts(tenants) == expected
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("  defualts: {}\n", "spec.defualts: unknown field (did you mean defaults?)"),
+    ("  Rules: {}\n", "spec.Rules: unknown field (did you mean rules?)"),
+    ("  rules: {requireLimts: [cpu]}\n", "spec.rules.requireLimts: unknown field (did you mean requireLimits?)"),
+    ("  rules: {networkIsolation: {defaultDeni: [Egress]}}\n",
+     "spec.rules.networkIsolation.defaultDeni: unknown field (did you mean defaultDeny?)"),
+    ("  defaults: {tolerations: [{ky: a, operator: Exists}]}\n",
+     "spec.defaults.tolerations[0].ky: unknown field (did you mean key?)"),
+    ("  defaults: {securityContext: {pod: {runAsUsr: 1000}}}\n",
+     "spec.defaults.securityContext.pod.runAsUsr: unknown field (did you mean runAsUser?)"),
+    ("  bogus: 1\n", "spec.bogus: unknown field"),
+    ("  defaults: {resources: {requests: {memory: 500mi}}}\n",
+     "spec.defaults.resources.requests.memory: invalid quantity '500mi': unable to parse quantity's suffix "
+     "(did you mean 500Mi?)"),
+    ("  quota: {perNamespace: {requests.memory: 8 Gi}}\n",
+     "spec.quota.perNamespace[\"requests.memory\"]: invalid quantity '8 Gi': quantities must match the "
+     "regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (did you mean 8Gi?)"),
+])
+def test_load_errors_suggest_what_was_meant(tmp_path: Path, spec: str, expected: str) -> None:
+    path = write(tmp_path, "p.yaml", "apiVersion: tenantguard.io/v1alpha1\nkind: ClusterPolicy\n"
+                 "metadata: {name: c}\nspec:\n" + spec)
+    assert errors_of(path) == [f"{path}: document 1: {expected}"]

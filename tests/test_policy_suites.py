@@ -20,11 +20,13 @@ from webhook.policy.suite import (
     CaseSpec,
     Expectation,
     ExpectedViolation,
+    PatchContains,
     PatchOperation,
     PolicyTestDoc,
     SuiteMetadata,
     SuiteSpec,
     UserInfo,
+    ViolationsContains,
 )
 
 TODAY = date(2025, 6, 1)
@@ -85,10 +87,15 @@ def write_suite(tmp_path: Path, *edits: tuple[str, Any], text: str | None = None
     return suite
 
 
+def without_hint(line: str) -> str:
+    """A line without the ``(did you mean ...?)`` an unknown field may end with (tested with the spelling hints)."""
+    return re.sub(r" \(did you mean [^()]*\?\)$", "", line)
+
+
 def errors(path: Path) -> list[str]:
     with pytest.raises(SuiteError) as caught:
         load_suite(path, today=TODAY)
-    return str(caught.value).splitlines()
+    return [without_hint(line) for line in str(caught.value).splitlines()]
 
 
 def test_the_base_suite_loads_and_passes(tmp_path: Path) -> None:
@@ -146,7 +153,7 @@ INVALID = [
     pytest.param("spec.cases", [], "spec.cases: must list at least one case", id="empty-cases"),
     pytest.param("spec.cases[1].expect", DROP, "spec.cases[1].expect: required field is missing", id="no-expect"),
     pytest.param("spec.cases[0].expect", {},
-                 "spec.cases[0].expect: must set at least one of allowed, violations, patch, patchContains, "
+                 "spec.cases[0].expect: must set at least one of allowed, violations, findings, patch, patchContains, "
                  "warnings, tenant", id="empty-expect"),
     pytest.param("spec.cases[0].object", DROP,
                  "spec.cases[0]: needs `object` (a Kubernetes object or AdmissionReview) or `file`", id="no-object"),
@@ -177,6 +184,31 @@ INVALID = [
     pytest.param("spec.policies[1].spec.rules", {"qosClass": "Gold"},
                  "spec.policies[1].spec.rules.qosClass: must be one of 'Guaranteed', 'Burstable' or 'BestEffort' "
                  "(got 'Gold')", id="inline-policy-value"),
+    # the two forms of expect.violations and expect.patch: each reports below its own path
+    pytest.param("spec.cases[1].expect.violations", {"contains": [{"rul": "x"}]},
+                 "spec.cases[1].expect.violations.contains[0].rul: unknown field", id="contains-violation-unknown"),
+    pytest.param("spec.cases[1].expect.violations", {"contains": []},
+                 "spec.cases[1].expect.violations.contains: must list at least one violation", id="contains-empty"),
+    pytest.param("spec.cases[1].expect.violations", "quota",
+                 "spec.cases[1].expect.violations: must be a list or a mapping {contains: [...]} (got a string)",
+                 id="violations-string"),
+    pytest.param("spec.cases[1].expect.violations", {"contains": [{"rule": "quota", "count": -1}]},
+                 "spec.cases[1].expect.violations.contains[0].count: input should be greater than or equal to 0",
+                 id="count-negative"),
+    pytest.param("spec.cases[1].expect.violations", [{"rule": "quota", "count": "2"}],
+                 "spec.cases[1].expect.violations[0].count: input should be a valid integer", id="count-string"),
+    pytest.param("spec.cases[1].expect.violations", [{"rule": "quota", "count": True}],
+                 "spec.cases[1].expect.violations[0].count: input should be a valid integer", id="count-boolean"),
+    pytest.param("spec.cases[0].expect.patch", {"contains": [{"op": "ad", "path": "/x"}]},
+                 "spec.cases[0].expect.patch.contains[0].op: must be one of 'add', 'remove', 'replace', 'move', "
+                 "'copy' or 'test' (got 'ad')", id="patch-contains-op"),
+    pytest.param("spec.cases[0].expect.patch", {"contains": [{"op": "add"}]},
+                 "spec.cases[0].expect.patch.contains[0].path: required field is missing", id="patch-contains-no-path"),
+    pytest.param("spec.cases[0].expect.patch", {"contains": None},
+                 "spec.cases[0].expect.patch.contains: must list at least one operation", id="patch-contains-null"),
+    pytest.param("spec.cases[0].expect.patch", 3,
+                 "spec.cases[0].expect.patch: must be a list or a mapping {contains: [...]} (got a number)",
+                 id="patch-number"),
 ]
 
 
@@ -216,8 +248,14 @@ def test_an_inline_policy_error_reads_as_the_policy_loaders_below_its_entry(
     prefix = f"{policy_file}: document 1: "
     assert caught.value.errors and all(line.startswith(prefix) for line in caught.value.errors)
     suite = write_suite(tmp_path, (f"spec.policies[1].{field}", value))
-    assert errors(suite) == [f"{suite}: document 1: spec.policies[1].{line.removeprefix(prefix)}"
+    assert errors(suite) == [f"{suite}: document 1: spec.policies[1].{without_hint(line).removeprefix(prefix)}"
                              for line in caught.value.errors]
+
+
+def test_a_misspelt_contains_is_both_unknown_and_missing(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ("spec.cases[1].expect.violations", {"contain": [{"rule": "x"}]}))
+    assert errors(suite) == [f"{suite}: document 1: spec.cases[1].expect.violations.{line}" for line in (
+        "contains: required field is missing", "contain: unknown field")]
 
 
 def test_errors_found_after_the_schema_name_their_field_too(tmp_path: Path) -> None:
@@ -237,9 +275,27 @@ def test_a_file_of_several_documents_is_no_suite(tmp_path: Path) -> None:
 def test_suite_errors_exit_2_through_the_cli(cli, tmp_path: Path) -> None:
     suite = write_suite(tmp_path, ("spec.cases[2].expect.allowd", True))
     assert issubclass(SuiteError, TenantguardError)
-    result = cli("test", str(suite))
-    assert result.code == 2 and result.out == ""
-    assert result.err.splitlines() == [f"tenantguard: {suite}: document 1: spec.cases[2].expect.allowd: unknown field"]
+    result = cli("test", "--color", "never", str(suite))
+    assert result.code == 2 and result.err == ""
+    assert [without_hint(line) for line in result.out.splitlines()] == [
+        f"INVALID  {suite}",
+        f"      {suite}: document 1: spec.cases[2].expect.allowd: unknown field",
+        f"0 cases: 0 passed, 0 failed; 1 invalid suite: {suite}",
+    ]
+
+
+def test_both_forms_of_violations_and_patch_load_as_written(tmp_path: Path) -> None:
+    contains = {"contains": [{"rule": "requireLimits", "count": 1}, {"messageContains": "cpu"}]}
+    patch = {"contains": [{"op": "add", "path": "/metadata/labels"}]}
+    suite = load_suite(write_suite(tmp_path, ("spec.cases[1].expect.violations", contains),
+                                   ("spec.cases[1].expect.patch", patch)), today=TODAY)
+    assert suite.cases[1].expect == {"allowed": False, "violations": contains, "patch": patch}
+    doc = PolicyTestDoc.model_validate(yaml.safe_load(write_suite(tmp_path, ("spec.cases[1].expect.violations",
+                                                                               contains)).read_text()))
+    assert isinstance(doc.spec.cases[1].expect.violations, ViolationsContains)
+    assert isinstance(doc.spec.cases[0].expect.patch, list)
+    assert load_suite(write_suite(tmp_path, ("spec.cases[1].expect.violations", None)),
+                      today=TODAY).cases[1].expect["violations"] == []
 
 
 # --- what stays accepted ---------------------------------------------------------------------
@@ -320,7 +376,8 @@ def test_a_case_becomes_the_request_it_describes(tmp_path: Path) -> None:
 
 DOC_TABLES: dict[str, type[BaseModel]] = {
     "Document": PolicyTestDoc, "metadata": SuiteMetadata, "spec": SuiteSpec, "case": CaseSpec, "user": UserInfo,
-    "expect": Expectation, "violation": ExpectedViolation, "patch operation": PatchOperation,
+    "expect": Expectation, "violation": ExpectedViolation, "violations contains": ViolationsContains,
+    "patch contains": PatchContains, "patch operation": PatchOperation,
 }
 
 

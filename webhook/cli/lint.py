@@ -12,7 +12,7 @@ import argparse
 import sys
 from datetime import date
 
-from webhook.actions.lint import warnings_for
+from webhook.actions.lint import contradiction_findings, warnings_for
 from webhook.cli.common import EXIT_ERROR, EXIT_OK, load_policy_set
 
 NAME = "lint"
@@ -25,14 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     policies = load_policy_set(args.paths)
-    findings = warnings_for(policies, date.today())
-    for finding in findings:
+    found = contradiction_findings(policies, args.paths)
+    errors = [f.line() for f in found if f.severity == "error"]
+    warnings = warnings_for(policies, date.today()) + [f.line() for f in found if f.severity == "warning"]
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    for warning in warnings:
         if args.strict:
-            print(f"error: {finding}", file=sys.stderr)
+            print(f"error: {warning}", file=sys.stderr)
         else:
-            print(f"warning: {finding}")
+            print(f"warning: {warning}")
     n = len(policies.cluster) + len(policies.tenants)
-    kind = "error" if args.strict else "warning"
+    if args.strict:
+        errors, warnings = errors + warnings, []
+    counts = [f"{len(errors)} error(s)"] * bool(errors) + [f"{len(warnings)} warning(s)"] * bool(warnings)
     print(f"{n} polic{'y' if n == 1 else 'ies'} ({len(policies.cluster)} cluster, {len(policies.tenants)} tenant): "
-          f"{'ok' if not findings else f'{len(findings)} {kind}(s)'}")
-    return EXIT_ERROR if (findings and args.strict) else EXIT_OK
+          f"{', '.join(counts) or 'ok'}")
+    return EXIT_ERROR if errors else EXIT_OK

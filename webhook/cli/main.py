@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "certs": ("webhook.cli.certs", "generate a CA and serving certificate for the webhook"),
     "render": ("webhook.cli.render", "render native Namespace/ResourceQuota/LimitRange/NetworkPolicy objects"),
     "audit": ("webhook.cli.audit", "report policy violations of the pods in a live cluster"),
+    "schema": ("webhook.cli.schema", "print the JSON Schema of policy files (or of PolicyTest suites)"),
 }
 
 

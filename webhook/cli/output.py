@@ -1,4 +1,4 @@
-"""Printing dry-run results: table (default), json (contract), yaml, diff, patch.
+"""Printing dry-run results: table (default), json (contract), yaml, diff, patch, manifests, policyreport.
 
 The json output is ``json.dumps(document, indent=2, default=str)`` and a newline, byte
 for byte: :func:`json_text` writes it with orjson, which is many times faster, where orjson
@@ -14,16 +14,17 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, TextIO
 
 import orjson
 
-from webhook.actions.dry_run import Result
+from webhook.actions.dry_run import AUDIT, ENFORCE, ENFORCEMENTS, WARN, Result
+from webhook.core.policy_report import Judged, build_reports
 from webhook.inputs.yamlio import dump
 
-FORMATS = ("table", "json", "yaml", "diff", "patch")
+FORMATS = ("table", "json", "yaml", "diff", "patch", "manifests", "policyreport")
 
 # orjson writes dates its own way (2027-06-30T00:00:00): hand them to default=str, as json.dumps does
 _ORJSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_APPEND_NEWLINE
@@ -99,9 +100,13 @@ def json_text(value: Any) -> str:
     return text if text is not None else json.dumps(value, indent=2, default=str) + "\n"
 
 
-def summary(results: list[Result]) -> dict[str, int]:
+def summary(results: list[Result]) -> dict[str, Any]:
+    """``allowed`` + ``denied`` is every object (a skipped object is allowed); ``skipped`` counts those no rule
+    judged; ``findings`` the findings of each enforcement."""
     denied = sum(1 for r in results if not r.decision.allowed)
-    return {"allowed": len(results) - denied, "denied": denied}
+    return {"allowed": len(results) - denied, "denied": denied,
+            "skipped": sum(1 for r in results if r.decision.skipped),
+            "findings": {mode: sum(r.count(mode) for r in results) for mode in ENFORCEMENTS}}
 
 
 def document(results: list[Result]) -> dict[str, Any]:
@@ -131,24 +136,32 @@ def _label(r: Result) -> str:
     return f"{r.obj.get('kind', '')} {ns}{r.name or '<unnamed>'}"
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 def write_table(results: list[Result], out: TextIO, colour: bool, pipeline: str | None = None) -> None:
     paint = Paint(colour)
     for r in results:
         d = r.decision
+        audited = f" ({_plural(len(d.audit), 'audit finding')})" if d.audit else ""
         if not d.allowed:
-            status = paint("DENIED ", "1;31")
+            status = paint("DENIED" + (audited or " "), "1;31")
         elif d.skipped:
             status = paint("SKIPPED", "2")
         else:
-            status = paint("ALLOWED", "1;32")
+            status = paint("ALLOWED" + audited, "1;35" if audited else "1;32")
         tenant = f"  tenant={d.tenant}" if d.tenant else ""
-        changes = f"  {len(d.patch)} patch op{'s' if len(d.patch) != 1 else ''}" if d.patch else ""
+        changes = f"  {_plural(len(d.patch), 'patch op')}" if d.patch else ""
         out.write(f"{status}  {_label(r)}{tenant}{changes}\n")
         if d.skipped:
             out.write(f"    {paint('skipped: ' + d.skipped, '2')}\n")
         for v in d.violations:
             where = f" ({v.field})" if v.field else ""
             out.write(f"    {paint('x', '31')} {v.summary()}{where}\n")
+        for v in d.audit:  # as visible as a denial: Audit is how a policy is tried before it is enforced
+            where = f" ({v.field})" if v.field else ""
+            out.write(f"    {paint('AUDIT', '1;35')} {v.summary()}{where}\n")
         out.writelines(f"    {paint('!', '33')} {w}\n" for w in d.warnings)
         for op in d.patch:
             value = _COMPACT.encode(op.value) if op.op != "remove" else ""
@@ -156,7 +169,11 @@ def write_table(results: list[Result], out: TextIO, colour: bool, pipeline: str 
                 value = value[:97] + "..."
             out.write(f"    {paint('+', '36')} {op.op} {op.path} {value}  {paint(f'({op.policy}/{op.rule})', '2')}\n")
     s = summary(results)
-    line = f"{len(results)} object{'s' if len(results) != 1 else ''}: {s['allowed']} allowed, {s['denied']} denied"
+    skipped = f" ({s['skipped']} skipped)" if s["skipped"] else ""
+    line = f"{_plural(len(results), 'object')}: {s['allowed']} allowed{skipped}, {s['denied']} denied"
+    findings = s["findings"]
+    if any(findings.values()):
+        line += f"; findings: {findings[ENFORCE]} Enforce, {findings[WARN]} Warn, {findings[AUDIT]} Audit"
     out.write(("\n" if results else "") + paint(line, "1") + "\n")
     if pipeline:
         out.write(paint(f"each object: {pipeline}", "2") + "\n")
@@ -178,6 +195,65 @@ def write_diff(results: list[Result], out: TextIO, colour: bool) -> None:
             out.write(paint(line.rstrip("\n"), code) + "\n" if code else line)
 
 
+def _comment(text: str) -> str:
+    return "".join(f"# {line}\n" for line in text.splitlines() or [""])
+
+
+def _denials(r: Result) -> str:
+    return "".join(_comment(f"DENIED: {v.summary()}" + (f" ({v.field})" if v.field else ""))
+                   for v in r.decision.violations)
+
+
+def _documents(results: list[Result]) -> Iterator[tuple[str, Any]]:
+    """(comment lines, document) per output document: an object, or a ``kind: List`` of the objects that were
+    its items in the input (consecutive results read from the same list document)."""
+    index = 0
+    while index < len(results):
+        r = results[index]
+        within = r.item.within if r.item is not None else None
+        if within is None:
+            index += 1
+            if r.request.obj is not None:
+                yield _denials(r), r.obj
+            continue
+        group = [r]
+        while index + len(group) < len(results):
+            nxt = results[index + len(group)].item
+            if nxt is None or nxt.within is not within:
+                break
+            group.append(results[index + len(group)])
+        index += len(group)
+        listing = {key: value for key, value in within.items() if key != "items"}
+        listing["items"] = [g.obj for g in group if g.request.obj is not None]
+        yield "".join(_denials(g) for g in group), listing
+
+
+def write_manifests(results: list[Result], out: TextIO) -> None:
+    """The objects as the API server would store them (mutated), in input order and layout (one YAML
+    document each, a ``kind: List`` as a list of its items): ready for ``kubectl apply --dry-run=server -f -``
+    or to commit. A skipped object is passed through as written; a denied one is printed too, its document
+    after ``# DENIED: ...`` comment lines naming each Enforce finding (YAML ignores them). A review without
+    an object (DELETE) has nothing to print."""
+    for number, (comments, doc) in enumerate(_documents(results)):
+        if number:
+            out.write("---\n")
+        out.write(comments)
+        out.write(dump(doc))
+
+
+def write_policy_reports(judged: list[Judged], out: TextIO) -> None:
+    """One ``wgpolicyk8s.io/v1alpha2`` PolicyReport per namespace (every result kept, clean namespaces
+    too), as a YAML stream: what ``kubectl apply`` takes, or what Policy Reporter reads."""
+    now = int(datetime.datetime.now(datetime.UTC).timestamp())
+    reports = build_reports(judged, seconds=now)
+    out.write("".join(f"---\n{dump(json.loads(json_text(r)))}" for r in reports))
+
+
+def judged_of(results: Sequence[Result]) -> list[Judged]:
+    """The dry-run's results as the report builder takes them: each object as written, in its namespace."""
+    return [Judged(r.original, r.request.namespace, r.decision) for r in results]
+
+
 def write(results: list[Result], fmt: str, out: TextIO | None = None, colour: str = "auto",
           pipeline: str | None = None) -> None:
     stream = out or sys.stdout
@@ -188,5 +264,7 @@ def write(results: list[Result], fmt: str, out: TextIO | None = None, colour: st
         "diff": lambda: write_diff(results, stream, use_colour(stream, colour)),
         "patch": lambda: stream.write("".join(json.dumps(r.decision.patch_json(), default=str) + "\n"
                                               for r in results)),
+        "manifests": lambda: write_manifests(results, stream),
+        "policyreport": lambda: write_policy_reports(judged_of(results), stream),
     }
     writers[fmt]()

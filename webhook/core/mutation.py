@@ -13,12 +13,13 @@ object.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.core.patch import PatchRecorder
 from webhook.core.request import AdmissionRequest
-from webhook.core.workloads import PodTarget, template_prefix
+from webhook.core.workloads import PodTarget, PodTemplatePath, pod_prefix
 
 
 def json_copy(value: Any) -> Any:
@@ -36,14 +37,14 @@ def json_copy(value: Any) -> Any:
     return value
 
 
-def working_copy(obj: dict[str, Any]) -> dict[str, Any]:
+def working_copy(obj: dict[str, Any], templates: Iterable[PodTemplatePath] = ()) -> dict[str, Any]:
     """A copy of ``obj`` that mutators may change: the pod (template)'s spec and its metadata
     maps are copied deeply; everything else (status, managedFields, other members) is shared
     with the original, which nobody writes to. Much cheaper than a full deep copy on real pods.
+    ``templates``: where other kinds keep their pod template (``PolicySet.pod_templates``).
     """
     out = dict(obj)
-    kind = obj.get("kind")
-    prefix = template_prefix(kind) if isinstance(kind, str) else None
+    prefix = pod_prefix(obj, templates)
     if prefix is None:
         return out
     src: Any = obj

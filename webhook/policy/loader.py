@@ -33,7 +33,8 @@ from webhook.core.plan import CompiledPolicy, PolicySet
 from webhook.core.selectors import glob_match, glob_start, globs_overlap, is_glob
 from webhook.inputs.yamlio import InputError, document_files, load_documents
 from webhook.policy import schema
-from webhook.policy.compile import compile_policy
+from webhook.policy.compile import PolicyCompileError, compile_policy
+from webhook.policy.fields import unknown_field_hint
 
 _TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
 _PLAIN_PART = re.compile(r"[A-Za-z0-9_-]+")
@@ -57,7 +58,12 @@ class SourceDoc:
 
     raw: Any
     source: str
-    index: int  # 1-based position in its file
+    index: int  # 1-based position in its file; 0 for an object that is not in a file (a custom resource)
+
+    @property
+    def where(self) -> str:
+        """How error lines name it: ``policies/x.yaml: document 2``, or ``TenantPolicy/team-a``."""
+        return f"{self.source}: document {self.index}" if self.index else self.source
 
 
 def policy_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -101,9 +107,15 @@ def _empty_file(text: str) -> str:
     return "file holds no document, only comments, blank lines or empty documents"
 
 
-def format_loc(loc: Sequence[Any]) -> str:
+def format_loc(loc: Sequence[Any], field_last: bool = False) -> str:
+    """``loc`` as a field path; parts pydantic inserts (union members, validators) are left out.
+    ``field_last``: the last part is a field name as written, even where it looks like a model name
+    (an unknown field ``Rules``)."""
     out = ""
-    for part in loc:
+    for n, part in enumerate(loc):
+        if field_last and n == len(loc) - 1 and isinstance(part, str):
+            out += ("." if out else "") + part if _PLAIN_PART.fullmatch(part) else f"[{json.dumps(part)}]"
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
             continue
@@ -142,13 +154,13 @@ def error_lines(exc: ValidationError, where: str) -> list[str]:
     """
     lines = []
     for err in exc.errors():
-        loc = format_loc(err.get("loc", ()))
-        lines.append(f"{where}: {loc + ': ' if loc else ''}{format_error(err)}")
+        loc = format_loc(err.get("loc", ()), field_last=err.get("type") == "extra_forbidden")
+        lines.append(f"{where}: {loc + ': ' if loc else ''}{format_error(err)}{unknown_field_hint(exc.title, err)}")
     return list(dict.fromkeys(lines))
 
 
 def validate_document(doc: SourceDoc) -> tuple[schema.PolicyDoc | None, list[str]]:
-    where = f"{doc.source}: document {doc.index}"
+    where = doc.where
     raw = doc.raw
     if not isinstance(raw, dict):
         return None, [f"{where}: expected a mapping (a policy document), got {type(raw).__name__}"]
@@ -202,8 +214,8 @@ def _namespace_conflicts(tenants: list[tuple[schema.TenantPolicyDoc, SourceDoc]]
         pa, pb = a.spec.namespaces[k], b.spec.namespaces[m]
         shown = pb if pa == pb else f"{pb!r} overlaps {pa!r}"
         errors.append(
-            f"{b_src.source}: document {b_src.index}: spec.namespaces: {shown}: namespace already "
-            f"claimed by TenantPolicy {a.metadata.name} ({a_src.source}: document {a_src.index}); "
+            f"{b_src.where}: spec.namespaces: {shown}: namespace already "
+            f"claimed by TenantPolicy {a.metadata.name} ({a_src.where}); "
             "a namespace belongs to one tenant"
         )
     return errors
@@ -223,8 +235,8 @@ def build_policy_set(docs: Sequence[SourceDoc]) -> PolicySet:
         key = (parsed.kind, parsed.metadata.name)
         if key in seen:
             first = seen[key]
-            errors.append(f"{doc.source}: document {doc.index}: metadata.name: {parsed.kind} {parsed.metadata.name} "
-                          f"is already defined in {first.source}: document {first.index}")
+            errors.append(f"{doc.where}: metadata.name: {parsed.kind} {parsed.metadata.name} "
+                          f"is already defined in {first.where}")
         else:
             seen[key] = doc
     tenants = [(p, d) for p, d in valid if isinstance(p, schema.TenantPolicyDoc)]
@@ -235,8 +247,10 @@ def build_policy_set(docs: Sequence[SourceDoc]) -> PolicySet:
     for parsed, doc in valid:
         try:
             compiled.append(compile_policy(parsed, doc.source))
+        except PolicyCompileError as exc:  # e.g. a CEL expression: each problem names its field
+            errors.extend(f"{doc.where}: {field}: {message}" for field, message in exc.problems)
         except Exception as exc:  # noqa: BLE001 - a document the schema let through: still name its file
-            errors.append(f"{doc.source}: document {doc.index}: cannot be compiled: {exc}")
+            errors.append(f"{doc.where}: cannot be compiled: {exc}")
     if errors:
         raise PolicyError(errors)
     digest = hashlib.sha256()

@@ -16,7 +16,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from webhook.policy import schema
 
@@ -101,7 +110,8 @@ class SuiteMetadata(SuiteModel):
 
 
 class ExpectedViolation(SuiteModel):
-    """One entry of ``expect.violations``: every field given must equal the actual violation's."""
+    """One entry of ``expect.violations`` (or of its ``contains``): every field given must equal the actual
+    violation's; ``count`` says how many violations the entry stands for."""
 
     policy: Text | None = Field(default=None, description="The policy's metadata.name.")
     rule: Text | None = Field(default=None, description="The rule, e.g. requireLimits, podSecurity, quota.")
@@ -114,27 +124,94 @@ class ExpectedViolation(SuiteModel):
         default=None, description="The policy's enforcement mode.")
     actual: Any = Field(default=None, description="The offending value (any YAML value).")
     required: Any = Field(default=None, description="What the rule requires (any YAML value).")
+    count: Annotated[int, Strict(), Field(ge=0)] | None = Field(
+        default=None,
+        description="Exactly this many actual violations match the entry (0: none); default: at least one.")
 
 
 class PatchOperation(SuiteModel):
-    """One RFC 6902 operation of ``expect.patch`` or ``expect.patchContains``, compared as given."""
+    """One RFC 6902 operation of ``expect.patch`` (every field compared, as given) or of a ``contains``
+    list (``value`` and ``from`` compared only when given)."""
 
     op: Literal["add", "remove", "replace", "move", "copy", "test"] = Field(description="The operation.")
     path: str = Field(description="A JSON pointer, e.g. /spec/containers/0/resources.")
-    value: Any = Field(default=None, description="The value (add, replace, test); compared only if given.")
+    value: Any = Field(default=None, description="The value (add, replace, test).")
     from_: str | None = Field(default=None, alias="from", description="The source pointer (move, copy).")
+
+
+class ViolationsContains(SuiteModel):
+    """``expect.violations: {contains: [...]}``: each entry matches some actual violation (with ``count``:
+    exactly that many), on its own; other violations may exist."""
+
+    contains: Annotated[list[ExpectedViolation], BeforeValidator(_null_as_empty)] = Field(
+        description="The violations that must be among the actual ones; not empty.")
+
+    @field_validator("contains")
+    @classmethod
+    def _some(cls, value: list[ExpectedViolation]) -> list[ExpectedViolation]:
+        if not value:
+            raise ValueError("must list at least one violation")
+        return value
+
+
+class PatchContains(SuiteModel):
+    """``expect.patch: {contains: [...]}``: each operation must be in the patch; others may be."""
+
+    contains: Annotated[list[PatchOperation], BeforeValidator(_null_as_empty)] = Field(
+        description="The operations that must be in the patch; not empty.")
+
+    @field_validator("contains")
+    @classmethod
+    def _some(cls, value: list[PatchOperation]) -> list[PatchOperation]:
+        if not value:
+            raise ValueError("must list at least one operation")
+        return value
+
+
+def _form(value: Any) -> str:
+    """Which form of ``expect.violations``/``expect.patch`` a value is: ``{contains: [...]}`` or a list (exact).
+
+    The tags look like pydantic's own type tags (``list[...]``), which error paths leave out:
+    ``spec.cases[0].expect.violations[1].rul``, ``spec.cases[0].expect.patch.contains[0].op``.
+    """
+    return "contains[partial]" if isinstance(value, (dict, SuiteModel)) else "list[exact]"
+
+
+def _null_or_list_or_mapping(value: Any) -> Any:
+    if value is None:
+        return []
+    if not isinstance(value, (list, dict, SuiteModel)):
+        raise ValueError(  # noqa: TRY004 (pydantic)
+            f"must be a list or a mapping {{contains: [...]}} (got {_described(value)})")
+    return value
+
+
+ExpectedViolations = Annotated[
+    Annotated[list[ExpectedViolation], Tag("list[exact]")] | Annotated[ViolationsContains, Tag("contains[partial]")],
+    Discriminator(_form), BeforeValidator(_null_or_list_or_mapping)]
+"""``expect.violations``: the exact list, or ``{contains: [...]}``."""
+
+ExpectedPatch = Annotated[
+    Annotated[list[PatchOperation], Tag("list[exact]")] | Annotated[PatchContains, Tag("contains[partial]")],
+    Discriminator(_form), BeforeValidator(_null_or_list_or_mapping)]
+"""``expect.patch``: the exact patch, or ``{contains: [...]}``."""
 
 
 class Expectation(SuiteModel):
     """``expect``: what the decision must be. Only the fields given are compared; at least one is required."""
 
     allowed: bool | None = Field(default=None, description="Whether the request is admitted (true or false).")
-    violations: Annotated[list[ExpectedViolation], BeforeValidator(_null_as_empty)] = Field(
-        default=[], description="Each must match a distinct actual violation, and the counts must be equal.")
-    patch: Annotated[list[PatchOperation], BeforeValidator(_null_as_empty)] = Field(
-        default=[], description="The exact patch, in any order; [] means no patch.")
+    violations: ExpectedViolations = Field(
+        default=[], description="A list: each entry matches distinct actual violations and none is left over; "
+                                "{contains: [...]}: each entry matches some actual violation, others may exist.")
+    findings: ExpectedViolations = Field(
+        default=[], description="Like violations, over every finding: Enforce (denies), Warn (warns) and Audit "
+                                "(audit annotations), each with its enforcement, as dry-run -o json lists them.")
+    patch: ExpectedPatch = Field(
+        default=[], description="A list: the exact patch, in any order ([] means no patch); "
+                                "{contains: [...]}: operations that must each be in the patch.")
     patchContains: Annotated[list[PatchOperation], BeforeValidator(_null_as_empty)] = Field(
-        default=[], description="Operations that must each be in the patch.")
+        default=[], description="The same as patch: {contains: [...]}.")
     warnings: Annotated[list[Text], BeforeValidator(_null_as_empty)] = Field(
         default=[], description="Each must be a substring of some warning; [] means no warnings.")
     tenant: Text | None = Field(default=None, description="The resolved tenant's name; null for none.")

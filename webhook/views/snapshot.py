@@ -96,6 +96,10 @@ def list_items(call: Callable[..., Any], *, page_size: int = 500, timeout: float
 class Snapshot:
     state: SnapshotState
     pods: list[dict[str, Any]] = field(default_factory=list)
+    # with owners=True: each listed ReplicaSet and Job, (kind, namespace, name) -> its controller's (kind, name),
+    # None when it has none (how the audit follows a pod to its Deployment or CronJob)
+    owners: dict[tuple[str, str, str], tuple[str, str] | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what could not be read, and what that leaves out
 
 
 def _terminating(item: Mapping[str, Any]) -> bool:
@@ -124,10 +128,15 @@ def read_namespaces(api: k8s_client.ApiClient) -> tuple[dict[str, Mapping[str, s
     return {name: state.namespace_labels(name) or {} for name in state.namespaces()}, notes
 
 
-def take_snapshot(api: k8s_client.ApiClient, *, page_size: int = 500) -> Snapshot:
-    """Every Namespace, NetworkPolicy, ResourceQuota and Pod; raises ClusterReadError when it cannot."""
+def take_snapshot(api: k8s_client.ApiClient, *, page_size: int = 500, owners: bool = False) -> Snapshot:
+    """Every Namespace, NetworkPolicy, ResourceQuota and Pod (and with ``owners``, the controllers of every
+    ReplicaSet and Job: a note, not an error, when they cannot be listed); raises ClusterReadError when it
+    cannot."""
     try:
-        return _read(api, page_size)
+        snapshot = _read(api, page_size)
+        if owners:
+            _read_owners(api, page_size, snapshot)
+        return snapshot
     except TenantguardError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to reach or read the cluster
@@ -150,3 +159,30 @@ def _read(api: k8s_client.ApiClient, page_size: int) -> Snapshot:
     for pod in pods.values():
         state.add_object(pod)
     return Snapshot(state, list(pods.values()))
+
+
+def controller_of(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (kind, name) of the object's controller (its ownerReference with ``controller: true``, else its first
+    one); None when it has no owner."""
+    meta = item.get("metadata")
+    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+    refs = [r for r in refs if isinstance(r, dict) and r.get("kind") and r.get("name")] \
+        if isinstance(refs, list) else []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    return (str(ref["kind"]), str(ref["name"])) if ref else None
+
+
+def _read_owners(api: k8s_client.ApiClient, page_size: int, snapshot: Snapshot) -> None:
+    for kind, call in (("ReplicaSet", k8s_client.AppsV1Api(api).list_replica_set_for_all_namespaces),
+                       ("Job", k8s_client.BatchV1Api(api).list_job_for_all_namespaces)):
+        found: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+        try:
+            for item in list_items(call, page_size=page_size):
+                meta = item.get("metadata") or {}
+                found[(kind, meta.get("namespace", ""), meta.get("name", ""))] = controller_of(item)
+        except ApiException as exc:
+            if exc.status not in (403, 404):  # forbidden, or an API the cluster does not serve
+                raise
+            snapshot.notes.append(f"cannot list {kind}s ({why(exc)}): what owns them is not known")
+            continue
+        snapshot.owners.update(found)
