@@ -6,7 +6,9 @@ For every case, beyond its own expectations:
 - a second pass over the mutated object yields no patch (idempotence);
 - the mutated object passes the Kubernetes 1.35 OpenAPI schema.
 The CLI runs `tenantguard test` per suite and `tenantguard dry-run --output json`
-per CREATE case, and must give the core's decisions.
+per CREATE case, and must give the core's decisions: its `violations` are every finding of
+the core (the Enforce ones, then Warn, then Audit), each with the enforcement it was handled
+under, and only an Enforce finding makes `allowed` false.
 """
 
 from __future__ import annotations
@@ -102,8 +104,14 @@ def test_case_through_cli_dry_run(suites, tmp_path: Path, path: Path, index: int
     assert item["allowed"] == core.allowed
     assert item["tenant"] == core.tenant
     assert item["patch"] == core.patch_json()
-    assert item["violations"] == [v.as_json() for v in core.violations]
+    # every finding, each with the enforcement it was handled under: Enforce (denies), Warn, Audit
+    findings = [(v, "Enforce") for v in core.violations] + [(v, "Warn") for v in core.warned] + \
+        [(v, "Audit") for v in core.audit]
+    assert item["violations"] == [{**v.as_json(), "enforcement": mode} for v, mode in findings]
+    assert [v for v in item["violations"] if v["enforcement"] == "Enforce"] == [v.as_json() for v in core.violations]
+    assert item["allowed"] == (not any(v["enforcement"] == "Enforce" for v in item["violations"]))
     assert item["warnings"] == core.warnings
+    assert item.get("skipped") == core.skipped
 
 
 def _suite_policies(path: Path) -> list[dict]:

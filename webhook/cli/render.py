@@ -1,5 +1,9 @@
 """`tenantguard render`: native Namespace/ResourceQuota/LimitRange/NetworkPolicy objects from the policies.
 
+With ``--vap``: each CEL rule as a ValidatingAdmissionPolicy and its binding
+(:mod:`webhook.actions.vap`); ``--output values`` prints them as a Helm values file
+for the chart (``vap.enabled``, ``vap.objects``).
+
 The objects go to stdout (a YAML stream, or with ``--output json`` one ``v1
 List``), ready for ``kubectl apply -f -``; what could not be rendered is noted
 on stderr. Without cluster state only the namespaces the policies name
@@ -52,8 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", type=_parts, metavar="PARTS",
                         help=f"comma-separated subset of {','.join(PARTS)} (labels: Namespace objects, quota: "
                              "ResourceQuota, limits: LimitRange, network: NetworkPolicies; default: all)")
-    parser.add_argument("--output", "-o", choices=("yaml", "json"), default="yaml",
-                        help="yaml: a multi-document stream (default); json: one v1 List")
+    parser.add_argument("--output", "-o", choices=("yaml", "json", "values"), default="yaml",
+                        help="yaml: a multi-document stream (default); json: one v1 List; values (with --vap): a "
+                             "Helm values file for the chart (vap.enabled, vap.objects)")
+    parser.add_argument("--vap", action="store_true",
+                        help="render each CEL rule (spec.rules.cel) as a ValidatingAdmissionPolicy and its binding "
+                             "instead (docs/cel.md)")
 
 
 def _live_namespaces(args: argparse.Namespace) -> tuple[dict[str, Mapping[str, str]], list[str]]:
@@ -74,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
     if args.in_cluster and (args.kubeconfig or args.context):
         raise UsageError("--in-cluster uses the pod's service account; it takes no --kubeconfig or --context")
     parts = frozenset().union(*args.only) if args.only else frozenset(PARTS)
+    if args.vap:
+        if args.only or args.cluster_state or live:
+            raise UsageError("--vap renders the CEL rules alone: it takes no --only, --cluster-state or live cluster")
+        return _run_vap(args)
+    if args.output == "values":
+        raise UsageError("--output values is for --vap (the chart's vap.objects)")
     policies = load_policy_set(args.policies)
     namespaces: dict[str, Mapping[str, str]] | None = None
     notes: list[str] = []
@@ -88,6 +102,25 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         doc = {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": result.objects}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif result.objects:
+        sys.stdout.write(dump_all(result.objects))
+    return EXIT_OK
+
+
+def _run_vap(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from webhook.actions.vap import render_vap
+
+    result = render_vap(load_policy_set(args.policies), args.tenant, today=date.today())
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.output == "json":
+        doc = {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": result.objects}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif args.output == "values":
+        sys.stdout.write("# tenantguard render --vap --output values: the chart installs these with -f FILE\n")
+        sys.stdout.write(dump_all([{"vap": {"enabled": True, "objects": result.objects}}]))
     elif result.objects:
         sys.stdout.write(dump_all(result.objects))
     return EXIT_OK

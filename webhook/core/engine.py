@@ -16,6 +16,13 @@ Fixed step order for every request (as Kyverno's engine fixes it for every rule)
    warns, Audit annotates. A tenant cannot loosen a cluster rule because the
    cluster policy's own validators always run with its own enforcement.
 
+What is not judged says why in ``decision.skipped`` (allowed all the same): the operation,
+the system namespace, the subresource, every policy's exemption (which entry, its reason), no
+policy applying, or, after validation, an object with no pod (template) for the defaults that
+no validator judged (a ConfigMap; a Rollout whose template no ``spec.podTemplates`` entry
+locates). That last one is derived from what ran, not from a list of kinds: a NetworkPolicy
+judged by ``networkPolicyPeers`` or a Service named by a CEL rule is not skipped.
+
 Every rule run leaves a RuleResult (pass, fail, warn, error, skip: webhook.core.decision).
 Mutators fail open (a crash skips that default, with a warning and status ``error``);
 validators fail closed (a crash is a finding with status ``error`` naming the rule, routed
@@ -43,6 +50,7 @@ from webhook.core.plan import (
     WITH_RESIZE,
     CompiledPolicy,
     Enforcement,
+    Exemption,
     PolicySet,
     TenantConflict,
     ValidationContext,
@@ -50,7 +58,7 @@ from webhook.core.plan import (
 )
 from webhook.core.quantity import QuantityError
 from webhook.core.request import AdmissionRequest
-from webhook.core.workloads import PodTarget, locate_pod
+from webhook.core.workloads import PodTarget, PodTemplatePath, describe_kind, locate_pod, why_no_pod
 
 JUDGED_SUBRESOURCES = WITH_EPHEMERAL | WITH_RESIZE
 
@@ -92,8 +100,8 @@ Timer = Callable[[], float]
 
 
 def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: dict[str, Any],
-            decision: Decision) -> None:
-    target = locate_pod(working)
+            decision: Decision, templates: tuple[PodTemplatePath, ...] = ()) -> None:
+    target = locate_pod(working, templates)
     if target is None:
         return
     pod_update = target.kind == "Pod" and request.operation == "UPDATE"
@@ -107,7 +115,7 @@ def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: 
         if not policy.mutators:
             continue
         if policy.enforcement is Enforcement.AUDIT:
-            _report_audit_mutations(request, policy, working, decision)
+            _report_audit_mutations(request, policy, working, decision, templates)
             continue
         for mutator in policy.mutators:
             if request.subresource not in mutator.subresources:
@@ -122,9 +130,9 @@ def _mutate(request: AdmissionRequest, policies: list[CompiledPolicy], working: 
 
 
 def _report_audit_mutations(request: AdmissionRequest, policy: CompiledPolicy, working: dict[str, Any],
-                            decision: Decision) -> None:
-    scratch = working_copy(working)
-    target = locate_pod(scratch)
+                            decision: Decision, templates: tuple[PodTemplatePath, ...] = ()) -> None:
+    scratch = working_copy(working, templates)
+    target = locate_pod(scratch, templates)
     assert target is not None
     recorder = PatchRecorder(policy=policy.name)
     ctx = MutationContext(request=request, target=target, recorder=recorder, warnings=[])
@@ -174,6 +182,18 @@ def _run(validator: Validator, ctx: ValidationContext, policy: CompiledPolicy) -
                           enforcement=policy.enforcement.value, status=Status.ERROR)]
 
 
+def _applies(validator: Validator, ctx: ValidationContext) -> bool:
+    """A validator may say it does not apply to this request (``applies(ctx)``, optional); when that check
+    itself fails, the validator runs and reports the failure."""
+    applies = getattr(validator, "applies", None)
+    if applies is None:
+        return True
+    try:
+        return bool(applies(ctx))
+    except Exception:  # noqa: BLE001 - validate() meets the same failure and reports it
+        return True
+
+
 def _status(found: list[Violation], modes: set[Enforcement]) -> Status:
     if not found:
         return Status.PASS
@@ -182,15 +202,26 @@ def _status(found: list[Violation], modes: set[Enforcement]) -> Status:
     return Status.WARN if modes == {Enforcement.WARN} else Status.FAIL
 
 
+def _judges(validator: Validator, kind: str, target: PodTarget | None, subresource: str) -> bool:
+    """``validator`` judges this kind of object (a pod or pod template when it names no kinds) and subresource."""
+    kinds = validator.kinds
+    return (target is not None if kinds is None else kind in kinds) and subresource in validator.subresources
+
+
 def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant: CompiledPolicy | None,
               working: dict[str, Any], state: ClusterState, tenant_of: _TenantCache, decision: Decision,
-              timer: Timer | None) -> None:
+              timer: Timer | None, templates: tuple[PodTemplatePath, ...] = ()) -> None:
     kind = working.get("kind")
     kind = kind if isinstance(kind, str) else ""  # a malformed kind judges like an unknown one
-    target = locate_pod(working)
-    old_target = locate_pod(request.old_obj) if isinstance(request.old_obj, dict) else None
+    target = locate_pod(working, templates)
+    old_target = locate_pod(request.old_obj, templates) if isinstance(request.old_obj, dict) else None
+    only: set[int] | None = None
     if request.operation == "UPDATE" and request.subresource == "" and _unchanged(target, old_target):
-        return
+        # an UPDATE that leaves the pod (template) as it was is not judged again, except by the rules that judge
+        # the object as a whole (a CEL rule naming Deployment judges a scale-up)
+        only = {id(v) for p in policies for v in p.validators if kind in getattr(v, "whole_object_kinds", ())}
+        if not only:
+            return
     memo: dict[Any, Any] = {}
     for policy in policies:
         ctx = ValidationContext(
@@ -198,12 +229,16 @@ def _validate(request: AdmissionRequest, policies: list[CompiledPolicy], tenant:
             state=state, tenant_of=tenant_of, tenants=tenant_of.index, memo=memo,
         )
         for validator in policy.validators:
-            kinds = validator.kinds
-            if (target is None if kinds is None else kind not in kinds) or \
-                    request.subresource not in validator.subresources:
+            if only is not None and id(validator) not in only:
+                continue
+            if not _judges(validator, kind, target, request.subresource):
                 decision.results.append(RuleResult(policy.name, validator.rule, Status.SKIP))
                 continue
             started = timer() if timer is not None else 0.0
+            if not _applies(validator, ctx):  # e.g. a CEL rule whose matchConditions do not hold
+                seconds = timer() - started if timer is not None else None
+                decision.results.append(RuleResult(policy.name, validator.rule, Status.SKIP, seconds))
+                continue
             found = _run(validator, ctx, policy)
             seconds = timer() - started if timer is not None else None
             modes = {_route(policy, v, decision) for v in found}
@@ -234,18 +269,47 @@ def evaluate(request: AdmissionRequest, policies: PolicySet, state: ClusterState
         return decision
     decision.tenant = tenant.name if tenant else None
     candidates = list(policies.cluster) + ([tenant] if tenant else [])
-    active = [p for p in candidates if p.exempts(request) is None]
+    exempted = [(p, p.exempts(request)) for p in candidates]
+    active = [p for p, exemption in exempted if exemption is None]
     decision.policies = tuple(p.name for p in active)
     if not active:
-        decision.skipped = "exempt" if candidates else "no policy applies"
+        decision.skipped = _exempt(exempted) if candidates else \
+            f"no policy applies in namespace {request.namespace or '(cluster scope)'}"
         return decision
+    templates = policies.pod_templates
     # only mutation writes, into a copy unless the caller handed the object over; validation alone
     # judges the object as received, without a copy
-    working = working_copy(obj) if mutate and not request.writable else obj
+    working = working_copy(obj, templates) if mutate and not request.writable else obj
     if mutate:
-        _mutate(request, active, working, decision)
+        _mutate(request, active, working, decision, templates)
     decision.mutated = working
     if validate:
-        _validate(request, active, tenant, working, state, _TenantCache(policies, state), decision, timer)
+        _validate(request, active, tenant, working, state, _TenantCache(policies, state), decision, timer,
+                  templates)
+        if all(r.status is Status.SKIP for r in decision.results) and locate_pod(working, templates) is None:
+            decision.skipped = _not_judged(working, active, request.subresource, templates)
     decision.allowed = not decision.violations
     return decision
+
+
+def _exempt(exempted: list[tuple[CompiledPolicy, Exemption | None]]) -> str:
+    """Which exemption of each policy matched: ``exempt: cluster-baseline spec.exemptions[0] (system components)``."""
+    parts = []
+    for policy, exemption in exempted:
+        if exemption is None:
+            continue
+        index = policy.exemptions.index(exemption)
+        parts.append(f"{policy.name} spec.exemptions[{index}] ({exemption.reason or 'no reason given'})")
+    return "exempt: " + "; ".join(parts)
+
+
+def _not_judged(obj: dict[str, Any], active: list[CompiledPolicy], subresource: str,
+                templates: tuple[PodTemplatePath, ...]) -> str:
+    """Why no rule judged ``obj``, which holds no pod (template) for the defaults: no rule names its kind, or
+    those that do did not apply (e.g. a CEL rule's matchConditions)."""
+    kind = obj.get("kind")
+    kind = kind if isinstance(kind, str) else ""
+    named = [f"{p.name}/{v.rule}" for p in active for v in p.validators if _judges(v, kind, None, subresource)]
+    if named:
+        return f"{describe_kind(obj)}: no rule applied ({', '.join(named)} did not match this object)"
+    return why_no_pod(obj, templates)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from webhook.core.decision import Violation
     from webhook.core.mutation import MutationContext
     from webhook.core.request import AdmissionRequest
-    from webhook.core.workloads import PodTarget
+    from webhook.core.workloads import PodTarget, PodTemplatePath
 
 
 class Enforcement(StrEnum):
@@ -116,6 +116,11 @@ class Validator(Protocol):
 
     ``kinds`` is None for validators of pods and pod templates; a validator of other objects
     (e.g. NetworkPolicy) lists the kinds it judges. ``subresources``: as for mutators.
+
+    Two optional members, read by the engine when present (a CEL rule has both):
+    ``applies(ctx) -> bool`` (False: the rule does not apply to this request and is recorded
+    as skipped) and ``whole_object_kinds`` (kinds it judges as a whole: those are judged even
+    on an UPDATE that leaves the pod template unchanged, which the pod rules skip).
     """
 
     @property
@@ -146,6 +151,8 @@ class CompiledPolicy:
     validators: tuple[Validator, ...] = ()
     exemptions: tuple[Exemption, ...] = ()
     shared_namespaces: tuple[str, ...] = ()  # outside the tenant, reachable by affinity / network peers
+    # spec.podTemplates: where other kinds keep their pod template, (API group, kind, path parts)
+    pod_templates: tuple[PodTemplatePath, ...] = ()
     # the validated policy document it was compiled from (webhook.policy.schema), opaque to the core: what
     # render and lint read, typed, instead of re-reading the YAML
     document: object = field(default=None, compare=False)
@@ -257,15 +264,21 @@ class PolicySet:
     """Every loaded policy, immutable; ``generation`` identifies this set (a content hash).
 
     ``index`` (a :class:`TenantIndex`, built with the set) answers which tenant claims a namespace.
+    ``pod_templates`` is where other kinds keep their pod template: the union of every policy's
+    ``spec.podTemplates`` (cluster policies first, then the tenants', each location once), for every
+    namespace alike (a Rollout is a Rollout whichever tenant owns it).
     """
 
     cluster: tuple[CompiledPolicy, ...] = ()
     tenants: tuple[CompiledPolicy, ...] = ()
     generation: str = ""
     index: TenantIndex = field(init=False, compare=False, repr=False)
+    pod_templates: tuple[PodTemplatePath, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", TenantIndex(self.tenants))
+        union = dict.fromkeys(t for p in (*self.cluster, *self.tenants) for t in p.pod_templates)
+        object.__setattr__(self, "pod_templates", tuple(union))
 
     def tenant_for(self, namespace: str, labels: Mapping[str, str] | None) -> CompiledPolicy | None:
         """The TenantPolicy claiming ``namespace``; raises TenantConflict if several do."""

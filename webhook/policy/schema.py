@@ -23,13 +23,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     field_validator,
     model_validator,
 )
 
-from webhook.core.pod_security import parse_level_version
+from webhook.core.cel.kinds import KINDS as CEL_KINDS
+from webhook.core.pod_security import LEVELS, parse_level_version
 from webhook.core.quantity import QuantityError, parse_quantity
 from webhook.core.selectors import is_glob
+from webhook.core.workloads import builtin_group, template_prefix
+from webhook.policy.spelling import quantity_hint
 
 API_VERSION = "tenantguard.io/v1alpha1"
 # Names are matched whole (``fullmatch``, or ``\Z``), as Go's ``^...$`` matches: Python's ``$`` lets "name\n" through.
@@ -48,8 +52,17 @@ RESOURCE_NAME = re.compile(
 )
 
 
+# A Kubernetes quantity as the API server parses it (quantity.go): a signed decimal number, then a binary
+# suffix, a decimal suffix or a decimal exponent; surrounding blanks are trimmed.
+QUANTITY_PATTERN = (r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+                    r"(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?\s*$")
+POD_SECURITY_PATTERN = rf"^({'|'.join(LEVELS)})(:(latest|v1\.(0|[1-9][0-9]*)))?$"
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # Field docstrings are the field descriptions of the editor schema and of the CRDs (kubectl explain):
+    # they are written for policy authors.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_attribute_docstrings=True)
 
 
 def _quantity(value: Any) -> str:
@@ -58,11 +71,15 @@ def _quantity(value: Any) -> str:
     try:
         parse_quantity(value)
     except (QuantityError, TypeError) as exc:
-        raise ValueError(f"invalid quantity {value!r}: {exc}") from None
+        detail = str(exc).removeprefix(f"{value!r}: ")  # the parser names the value too: once is enough
+        raise ValueError(f"invalid quantity {value!r}: {detail}{quantity_hint(value)}") from None
     return str(value)
 
 
-Quantity = Annotated[str, BeforeValidator(_quantity)]
+# What a file may hold where the model keeps a string (the JSON schema input type of the before-validators).
+QuantityInput = Annotated[Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] | float,
+                          Field(description="A Kubernetes quantity: 500m, 2, 1.5, 128Mi, 1Gi.")]
+Quantity = Annotated[str, BeforeValidator(_quantity, json_schema_input_type=QuantityInput)]
 
 
 def _resource_name(value: Any) -> str:
@@ -72,7 +89,8 @@ def _resource_name(value: Any) -> str:
     return value
 
 
-ResourceName = Annotated[str, BeforeValidator(_resource_name)]
+ResourceName = Annotated[str, BeforeValidator(
+    _resource_name, json_schema_input_type=Annotated[str, StringConstraints(pattern=RESOURCE_NAME.pattern)])]
 
 
 def _quota_key(value: Any) -> str:
@@ -82,7 +100,8 @@ def _quota_key(value: Any) -> str:
     return value
 
 
-QuotaKey = Annotated[str, BeforeValidator(_quota_key)]
+QuotaKey = Annotated[str, BeforeValidator(
+    _quota_key, json_schema_input_type=Annotated[str, StringConstraints(pattern=QUOTA_KEY.pattern)])]
 
 
 def _namespace_pattern(value: Any) -> str:
@@ -91,7 +110,8 @@ def _namespace_pattern(value: Any) -> str:
     return value
 
 
-NamespacePattern = Annotated[str, BeforeValidator(_namespace_pattern)]
+NamespacePattern = Annotated[str, BeforeValidator(
+    _namespace_pattern, json_schema_input_type=Annotated[str, StringConstraints(pattern=NAMESPACE_PATTERN.pattern)])]
 
 
 def _to_str(value: Any) -> Any:
@@ -237,9 +257,10 @@ def _toleration_key_pattern(value: str) -> str:
 
 
 LabelKey = Annotated[str, AfterValidator(_label_key)]
-LabelValue = Annotated[str, BeforeValidator(_to_str), AfterValidator(_label_value)]
+ScalarInput = str | float | bool  # YAML reads `1`, `1.5` and `true` as numbers and booleans; they become strings
+LabelValue = Annotated[str, BeforeValidator(_to_str, json_schema_input_type=ScalarInput), AfterValidator(_label_value)]
 AnnotationKey = Annotated[str, AfterValidator(_annotation_key)]
-AnnotationValue = Annotated[str, BeforeValidator(_to_str)]  # any string
+AnnotationValue = Annotated[str, BeforeValidator(_to_str, json_schema_input_type=ScalarInput)]  # any string
 Labels = dict[LabelKey, LabelValue]
 Annotations = Annotated[dict[AnnotationKey, AnnotationValue], AfterValidator(_annotations_size)]
 
@@ -247,9 +268,14 @@ Annotations = Annotated[dict[AnnotationKey, AnnotationValue], AfterValidator(_an
 # --- Kubernetes shapes used in defaults and rules (the fields we read; unknown ones rejected) ---
 
 class LabelSelectorRequirement(Model):
+    """A label selector requirement: the label key, an operator and, for In and NotIn, the values."""
+
     key: LabelKey
+    """The label key the requirement applies to."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """In, NotIn (with values), Exists or DoesNotExist (without values)."""
     values: list[LabelValue] = []
+    """The label values for In and NotIn."""
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> LabelSelectorRequirement:
@@ -261,11 +287,17 @@ class LabelSelectorRequirement(Model):
 
 
 class LabelSelectorModel(Model):
+    """A label selector: matchLabels and matchExpressions, all of them ANDed."""
+
     matchLabels: Labels = {}
+    """Labels that must be present with these values."""
     matchExpressions: list[LabelSelectorRequirement] = []
+    """Label selector requirements."""
 
 
 class SeccompProfile(Model):
+    """A seccomp or AppArmor profile, as in a Pod (kubectl explain pod.spec.securityContext.seccompProfile)."""
+
     type: Literal["RuntimeDefault", "Localhost", "Unconfined"]
     localhostProfile: str | None = None
 
@@ -274,6 +306,8 @@ AppArmorProfile = SeccompProfile
 
 
 class SELinuxOptions(Model):
+    """SELinux labels, as in a Pod (kubectl explain pod.spec.securityContext.seLinuxOptions)."""
+
     user: str | None = None
     role: str | None = None
     type: str | None = None
@@ -281,11 +315,16 @@ class SELinuxOptions(Model):
 
 
 class Capabilities(Model):
+    """Linux capabilities to add and drop, as in a container (kubectl explain
+    pod.spec.containers.securityContext.capabilities)."""
+
     add: list[str] | None = None
     drop: list[str] | None = None
 
 
 class WindowsOptions(Model):
+    """Windows-specific settings, as in a Pod (kubectl explain pod.spec.securityContext.windowsOptions)."""
+
     gmsaCredentialSpecName: str | None = None
     gmsaCredentialSpec: str | None = None
     runAsUserName: str | None = None
@@ -293,11 +332,15 @@ class WindowsOptions(Model):
 
 
 class Sysctl(Model):
+    """A namespaced sysctl, as in a Pod (kubectl explain pod.spec.securityContext.sysctls)."""
+
     name: str
     value: str
 
 
 class ContainerSecurityContext(Model):
+    """Container securityContext fields, as in a Pod (kubectl explain pod.spec.containers.securityContext)."""
+
     allowPrivilegeEscalation: bool | None = None
     appArmorProfile: AppArmorProfile | None = None
     capabilities: Capabilities | None = None
@@ -313,6 +356,8 @@ class ContainerSecurityContext(Model):
 
 
 class PodSecurityContext(Model):
+    """Pod securityContext fields, as in a Pod (kubectl explain pod.spec.securityContext)."""
+
     appArmorProfile: AppArmorProfile | None = None
     fsGroup: int | None = None
     fsGroupChangePolicy: Literal["OnRootMismatch", "Always"] | None = None
@@ -329,11 +374,15 @@ class PodSecurityContext(Model):
 
 
 class SecurityContextDefaults(Model):
-    """``defaults.securityContext``: a pod part and a container part, or the string ``restricted``."""
+    """securityContext defaults: a pod part and a container part, or the string restricted."""
 
     preset: Literal["restricted"] | None = None
+    """restricted: the fields that make a typical pod pass the restricted Pod Security Standard (seccomp
+    RuntimeDefault, runAsNonRoot, allowPrivilegeEscalation false, capabilities drop ALL)."""
     pod: PodSecurityContext = PodSecurityContext()
+    """Pod securityContext fields, each set only where the pod leaves it unset."""
     container: ContainerSecurityContext = ContainerSecurityContext()
+    """Container securityContext fields, set in every container where it leaves them unset."""
 
 
 def _security_preset(value: Any) -> Any:
@@ -343,6 +392,8 @@ def _security_preset(value: Any) -> Any:
 
 
 class Toleration(Model):
+    """A toleration, as in a Pod (kubectl explain pod.spec.tolerations)."""
+
     key: Annotated[str, AfterValidator(_toleration_key)] | None = None
     operator: Literal["Exists", "Equal"] | None = None
     value: LabelValue | None = None
@@ -359,15 +410,22 @@ class Toleration(Model):
 
 
 class TolerationPattern(Model):
-    """An allowed toleration: ``key`` may be a glob; fields left out match anything."""
+    """An allowed toleration: key may be a glob; fields left out match anything."""
 
     key: Annotated[str, AfterValidator(_toleration_key_pattern)] = "*"
+    """A toleration key, or a glob over keys (nvidia.com/*); left out: any key."""
     operator: Literal["Exists", "Equal"] | None = None
+    """Exists or Equal; left out: either."""
     value: LabelValue | None = None
+    """The value an Equal toleration must have; left out: any."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """NoSchedule, PreferNoSchedule or NoExecute; left out: any."""
 
 
 class Probe(Model):
+    """A probe, as in a container (kubectl explain pod.spec.containers.livenessProbe): one handler (exec,
+    httpGet, tcpSocket or grpc) and its timings."""
+
     exec: dict[str, Any] | None = None
     httpGet: dict[str, Any] | None = None
     tcpSocket: dict[str, Any] | None = None
@@ -392,14 +450,24 @@ class Probe(Model):
 
 
 class ProbeDefaults(Model):
+    """Probes for app containers that have none: a probe whose handler names a port is given only to the
+    containers that declare that port."""
+
     liveness: Probe | None = None
+    """The default livenessProbe, shaped as a container's (kubectl explain pod.spec.containers.livenessProbe)."""
     readiness: Probe | None = None
+    """The default readinessProbe, shaped as a container's (kubectl explain pod.spec.containers.readinessProbe)."""
     startup: Probe | None = None
+    """The default startupProbe, shaped as a container's (kubectl explain pod.spec.containers.startupProbe)."""
 
 
 class ResourceDefaults(Model):
+    """Container requests and limits, per resource, set only where the container has none."""
+
     requests: dict[ResourceName, Quantity] = {}
+    """Default requests per resource (cpu: 100m, memory: 128Mi, ...)."""
     limits: dict[ResourceName, Quantity] = {}
+    """Default limits per resource (cpu: 500m, memory: 512Mi, ...); a request left out copies the limit."""
 
     @model_validator(mode="after")
     def _request_within_limit(self) -> ResourceDefaults:
@@ -416,9 +484,15 @@ class NodeSelectorTerm(Model):
 
 
 class Affinity(Model):
+    """Affinity defaults, shaped as a Pod's spec.affinity (kubectl explain pod.spec.affinity)."""
+
     nodeAffinity: dict[str, Any] | None = None
+    """Node affinity: the expressions of the one required nodeSelectorTerm are ANDed into every term of the
+    pod; preferred terms are appended unless present."""
     podAffinity: dict[str, Any] | None = None
+    """Pod affinity terms, appended unless present."""
     podAntiAffinity: dict[str, Any] | None = None
+    """Pod anti-affinity terms, appended unless present."""
 
     @field_validator("nodeAffinity")
     @classmethod
@@ -450,6 +524,8 @@ class Affinity(Model):
 
 
 class TopologySpreadConstraint(Model):
+    """A topology spread constraint, as in a Pod (kubectl explain pod.spec.topologySpreadConstraints)."""
+
     maxSkew: int = Field(ge=1)
     topologyKey: LabelKey
     whenUnsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"]
@@ -461,21 +537,41 @@ class TopologySpreadConstraint(Model):
 
 
 class Defaults(Model):
+    """Mutations: what the webhook fills in where a pod leaves it out; what the pod sets is never changed."""
+
     labels: Labels = {}
+    """Labels added to the pod where it does not set the key."""
     annotations: Annotations = {}
+    """Annotations added to the pod where it does not set the key."""
     resources: ResourceDefaults | None = None
+    """Container requests/limits, per resource, only where the container has none; a request left out copies
+    the limit."""
     probes: ProbeDefaults | None = None
-    securityContext: Annotated[SecurityContextDefaults | None, BeforeValidator(_security_preset)] = None
+    """Probes for app containers that declare the probe's port (or when the probe has no port)."""
+    securityContext: Annotated[SecurityContextDefaults | None, BeforeValidator(
+        _security_preset, json_schema_input_type=Literal["restricted"] | SecurityContextDefaults | None)] = None
+    """Pod and container securityContext fields, set only where unset; or the string restricted (seccomp
+    RuntimeDefault, runAsNonRoot, allowPrivilegeEscalation: false, capabilities.drop: [ALL])."""
     affinity: Affinity | None = None
+    """Node affinity (required expressions ANDed into every term) and pod (anti-)affinity terms, appended
+    unless present."""
     tolerations: list[Toleration] = []
+    """Tolerations appended unless the pod already tolerates the same key and effect."""
     nodeSelector: Labels = {}
+    """nodeSelector keys added where the pod does not set them."""
     priorityClassName: str | None = None
+    """The priorityClassName of pods that have none."""
     topologySpreadConstraints: list[TopologySpreadConstraint] = []
+    """Topology spread constraints, appended unless the pod already spreads on the same topologyKey."""
 
 
 class PodSecurityRule(Model):
+    """A Pod Security Standards level and the Kubernetes version whose checks apply."""
+
     level: Literal["privileged", "baseline", "restricted"]
+    """privileged, baseline or restricted."""
     version: str = "latest"
+    """latest, or v1.N: the Kubernetes minor version whose checks apply."""
 
 
 def _pod_security(value: Any) -> Any:
@@ -489,8 +585,13 @@ def _pod_security(value: Any) -> Any:
 
 
 class MaxResourcesRule(Model):
+    """Upper bounds on requests and limits, per container and per pod."""
+
     perContainer: dict[str, Quantity] = {}
+    """Per container: a bare resource name bounds request and limit; requests.X or limits.X bounds one
+    (cpu: "2", limits.memory: 4Gi)."""
     perPod: dict[str, Quantity] = {}
+    """Per pod: the pod's effective requests/limits, as Kubernetes computes them."""
 
     @field_validator("perContainer", "perPod")
     @classmethod
@@ -509,11 +610,15 @@ def _cidr(value: Any) -> str:
 
 
 class NetworkIsolationRule(Model):
-    """``rules.networkIsolation`` (``true`` for the defaults): see webhook/core/validators/network.py."""
+    """Network isolation: the namespace must hold a default-deny NetworkPolicy, and the tenant's
+    NetworkPolicies may reach only its own and shared namespaces (true: the defaults of every field)."""
 
     defaultDeny: list[Literal["Ingress", "Egress"]] = ["Ingress"]
+    """The directions a default-deny NetworkPolicy must cover: Ingress, Egress (default: Ingress)."""
     allowedCIDRs: list[Annotated[str, BeforeValidator(_cidr)]] = []
+    """IP blocks (203.0.113.0/24) the tenant's NetworkPolicies may reach."""
     allowDNS: bool = True
+    """Whether the tenant's NetworkPolicies may reach cluster DNS (default: true)."""
 
     @field_validator("defaultDeny")
     @classmethod
@@ -529,33 +634,199 @@ def _network_isolation(value: Any) -> Any:
     return value
 
 
+# --- CEL rules (ValidatingAdmissionPolicy-shaped: the expressions paste both ways) ---
+
+CEL_IDENTIFIER = re.compile(r"[_A-Za-z][_A-Za-z0-9]*\Z")
+
+
+def _cel_expression(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must be a CEL expression, not empty")
+    return value
+
+
+CelExpression = Annotated[str, AfterValidator(_cel_expression)]
+
+
+def _unique_names(items: list[Any], what: str) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ValueError(f"{what} {item.name!r} is defined twice; names must be unique")
+        seen.add(item.name)
+
+
+class CelMatch(Model):
+    """What a CEL rule judges: kinds (Pod includes the pod controllers' templates) and operations."""
+
+    kinds: list[str] = ["Pod"]
+    """The kinds judged (default Pod; a rule naming Pod also judges the pod templates of Deployments, Jobs and
+    the other pod controllers it does not name)."""
+    operations: list[Literal["CREATE", "UPDATE"]] = ["CREATE", "UPDATE"]
+    """CREATE, UPDATE or both (default both)."""
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one kind")
+        unknown = [k for k in value if k not in CEL_KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind {', '.join(map(repr, unknown))}; a CEL rule may name "
+                             f"{', '.join(CEL_KINDS)}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("operations")
+    @classmethod
+    def _some_operation(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name CREATE, UPDATE or both")
+        return list(dict.fromkeys(value))
+
+
+class CelMatchCondition(Model):
+    """A condition the rule applies under: when one is false, the rule is skipped."""
+
+    name: Annotated[str, AfterValidator(_label_key)]  # a qualified name, as ValidatingAdmissionPolicy requires
+    """A qualified name, unique among the rule's conditions."""
+    expression: CelExpression
+    """A CEL expression evaluating to a bool."""
+
+
+class CelVariable(Model):
+    """A named value, read as variables.<name>; evaluated at most once, and only when read."""
+
+    name: str
+    """A CEL identifier, unique among the rule's variables."""
+    expression: CelExpression
+    """A CEL expression; it sees the variables declared before it."""
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not CEL_IDENTIFIER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a CEL identifier (letters, digits and '_', not starting with a digit)")
+        return value
+
+
+class CelValidation(Model):
+    """A check: when its expression is false, the object has a finding."""
+
+    expression: CelExpression
+    """A CEL expression evaluating to a bool: false is a finding."""
+    message: str | None = None
+    """The finding's message (one line; required when the expression spans lines)."""
+    messageExpression: CelExpression | None = None
+    """A CEL expression evaluating to the message; wins over message when it gives a non-empty single line."""
+    reason: Literal["Unauthorized", "Forbidden", "Invalid", "RequestEntityTooLarge"] | None = None
+    """Unauthorized, Forbidden, Invalid or RequestEntityTooLarge (used when rendered as a
+    ValidatingAdmissionPolicy)."""
+
+    @model_validator(mode="after")
+    def _message_shape(self) -> CelValidation:
+        if self.message is not None and "\n" in self.message:
+            raise ValueError("message must not contain line breaks")
+        if self.message is None and "\n" in self.expression.strip():
+            raise ValueError("message is required when the expression contains line breaks")
+        return self
+
+
+class CelRule(Model):
+    """A rule written in CEL, shaped like a ValidatingAdmissionPolicy: what it judges, when, and its checks."""
+
+    name: Annotated[str, AfterValidator(lambda v: _dns_label(v, "rule name"))]
+    """A DNS label, unique among the policy's CEL rules; findings name the rule cel/<name>."""
+    match: CelMatch = CelMatch()
+    """The kinds and operations judged (default: Pod, CREATE and UPDATE)."""
+    matchConditions: list[CelMatchCondition] = []
+    """Conditions that must all be true for the rule to apply."""
+    variables: list[CelVariable] = []
+    """Named expressions the validations read as variables.<name>."""
+    validations: list[CelValidation] = Field(min_length=1)
+    """The checks (at least one): each false expression is a finding."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> CelRule:
+        _unique_names(self.variables, "variable")
+        _unique_names(self.matchConditions, "matchCondition")
+        return self
+
+
+def _dns_label(value: str, what: str) -> str:
+    if not DNS_LABEL.fullmatch(value) or len(value) > 63:
+        raise ValueError(f"{what} {value!r} must be a DNS label (lowercase letters, digits and '-', at most 63)")
+    return value
+
+
 class Rules(Model):
-    podSecurity: Annotated[PodSecurityRule | None, BeforeValidator(_pod_security)] = None
+    """Validations: what every pod must keep (after the defaults); each finding is routed by the policy's
+    enforcement (Enforce denies, Warn warns, Audit reports)."""
+
+    podSecurity: Annotated[PodSecurityRule | None, BeforeValidator(_pod_security, json_schema_input_type=Annotated[
+        str, StringConstraints(pattern=POD_SECURITY_PATTERN)] | PodSecurityRule | None)] = None
+    """Pod Security Standard: privileged | baseline | restricted, optionally with a version (restricted:v1.30),
+    or {level, version}; default version latest."""
     requireRequests: list[ResourceName] = []
+    """Resources every container must request (cpu, memory, ...)."""
     requireLimits: list[ResourceName] = []
+    """Resources every container must limit."""
     requireProbes: list[Literal["liveness", "readiness", "startup"]] = []
+    """Probes every app container must define: liveness, readiness, startup."""
     qosClass: Literal["Guaranteed", "Burstable", "BestEffort"] | None = None
+    """Minimum QoS class: Guaranteed > Burstable > BestEffort, computed as Kubernetes does."""
     maxResources: MaxResourcesRule | None = None
+    """Per-container and per-pod maxima."""
     allowedNodeLabels: dict[LabelKey, list[LabelValue]] = {}
+    """Node label values a nodeSelector or required node affinity may select, per key."""
     requiredNodeLabels: list[LabelKey] = []
+    """Node label keys every pod must pin (spec.nodeName is then refused)."""
     allowedTolerations: list[TolerationPattern] | None = None
+    """Tolerations pods may carry; key may be a glob, fields left out match anything."""
     allowedPriorityClasses: list[str] | None = None
+    """priorityClassName values pods may use."""
     allowedRegistries: list[str] | None = None
+    """Image registries: HOST[/PATH], no scheme, no tag (registry.example.com/team, "*.mirror.example.com",
+    docker.io/library)."""
     sharedNamespaces: list[NamespacePattern] = []
-    networkIsolation: Annotated[NetworkIsolationRule | None, BeforeValidator(_network_isolation)] = None
+    """Namespaces outside the tenant that pod (anti-)affinity and the tenant's NetworkPolicies may reach."""
+    networkIsolation: Annotated[NetworkIsolationRule | None, BeforeValidator(
+        _network_isolation, json_schema_input_type=bool | NetworkIsolationRule | None)] = None
+    """true, or {defaultDeny, allowedCIDRs, allowDNS}: the namespace must hold a default-deny NetworkPolicy, and
+    the tenant's NetworkPolicies may reach only its own and shared namespaces."""
+    cel: list[CelRule] = []
+    """Custom rules in CEL, shaped like ValidatingAdmissionPolicy validations."""
+
+    @field_validator("cel")
+    @classmethod
+    def _unique_rules(cls, value: list[CelRule]) -> list[CelRule]:
+        _unique_names(value, "CEL rule")
+        return value
 
 
 class Quota(Model):
+    """Resource quota checked when pods are created, with ResourceQuota keys: a pod that would exceed a
+    bound, or omits a request or limit for a resource under quota, is refused."""
+
     hard: dict[QuotaKey, Quantity] = {}
+    """Bounds summed over every namespace of the tenant (TenantPolicy only): requests.cpu, limits.memory, pods,
+    requests.nvidia.com/gpu, ..."""
     perNamespace: dict[QuotaKey, Quantity] = {}
+    """Bounds for each namespace."""
 
 
 class Exemption(Model):
+    """Requests this policy does not apply to: the criteria of one entry are ANDed."""
+
     namespaces: list[NamespacePattern] = []
+    """Namespace names or globs."""
     users: list[str] = []
+    """User name globs (system:serviceaccount:ci:deployer)."""
     groups: list[str] = []
+    """Group names."""
     reason: str = ""
+    """Why; lint warns when missing."""
     expires: date | None = None
+    """Date (YYYY-MM-DD) after which the entry no longer applies."""
 
     @model_validator(mode="after")
     def _names_something(self) -> Exemption:
@@ -565,10 +836,15 @@ class Exemption(Model):
 
 
 class Metadata(Model):
+    """The policy's name, labels and annotations (other metadata is ignored)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
     name: str
+    """The policy's name: lowercase letters, digits, '-' and '.'."""
     labels: Labels = {}
+    """Labels of the policy document (not applied to pods)."""
     annotations: Annotations = {}
+    """Annotations of the policy document (not applied to pods)."""
 
     @field_validator("name")
     @classmethod
@@ -578,12 +854,90 @@ class Metadata(Model):
         return value
 
 
+# --- spec.podTemplates: where other kinds (Argo Rollouts, Knative Services, ...) keep their pod template ---
+
+KIND_NAME = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
+PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+class PodTemplateLocation(Model):
+    """{kind: Rollout, group: argoproj.io, path: spec.template}: objects of this API group and kind are
+    judged through the pod template at path (dotted field names from the object root), as a Deployment
+    is through spec.template; the defaults' patch paths point inside it. group is the API group of
+    the object's apiVersion ("" for the core group), so a Knative Service (serving.knative.dev) is told
+    apart from the core Service."""
+
+    kind: str
+    """The object's kind (CamelCase, e.g. Rollout)."""
+    group: str
+    """The API group of the object's apiVersion (argoproj.io; "" for the core group)."""
+    path: str
+    """Where the pod template is: field names from the object root joined by '.' (spec.template)."""
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if not KIND_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a kind (CamelCase, e.g. Rollout)")
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if value and (not DNS_SUBDOMAIN.fullmatch(value) or len(value) > 253):
+            raise ValueError(f"{value!r} is not an API group (e.g. argoproj.io; \"\" for the core group)")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        parts = value.split(".")
+        if not all(PATH_PART.fullmatch(p) for p in parts):
+            raise ValueError(f"{value!r} is not a field path such as spec.template (field names joined by '.', "
+                             "no list indexes)")
+        return value
+
+    @model_validator(mode="after")
+    def _not_built_in(self) -> PodTemplateLocation:
+        if builtin_group(self.kind) == self.group:
+            where = ".".join(template_prefix(self.kind) or ()) or "the object itself"
+            shown = f"{self.kind} ({self.group})" if self.group else self.kind
+            raise ValueError(f"{shown} is judged through {where} already; name other kinds here")
+        return self
+
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.path.split("."))
+
+
 class ClusterPolicySpec(Model):
+    """Defaults, rules, quota and exemptions."""
+
     enforcement: Literal["Enforce", "Warn", "Audit"] = "Enforce"
+    """Enforce: violations deny. Warn: allowed, with kubectl warnings. Audit: allowed, findings as
+    auditAnnotations; defaults only reported."""
     defaults: Defaults = Defaults()
+    """Mutations: fill only what the pod leaves out. The tenant's defaults are applied first, then the
+    cluster's: the most specific default wins, field by field."""
     rules: Rules = Rules()
+    """Validations of the pod (after the defaults), each finding routed by enforcement."""
     quota: Quota | None = None
+    """Resource quota: hard (TenantPolicy: summed over all the tenant's namespaces) and perNamespace."""
     exemptions: list[Exemption] = []
+    """Requests this policy does not apply to; the criteria of one entry are ANDed, entries are ORed."""
+    podTemplates: list[PodTemplateLocation] = []
+    """Other kinds with a pod template (an Argo Rollout, a Knative Service, ...): objects of each are judged
+    through the template at its path, as a Deployment is through spec.template."""
+
+    @field_validator("podTemplates")
+    @classmethod
+    def _one_path_per_kind(cls, value: list[PodTemplateLocation]) -> list[PodTemplateLocation]:
+        seen: dict[tuple[str, str], str] = {}
+        for entry in value:
+            first = seen.setdefault((entry.group, entry.kind), entry.path)
+            if first != entry.path:
+                raise ValueError(f"{entry.kind} ({entry.group or 'core'}) is named twice, at {first} and at "
+                                 f"{entry.path}; one path per kind")
+        return value
 
     @field_validator("quota")
     @classmethod
@@ -595,8 +949,12 @@ class ClusterPolicySpec(Model):
 
 
 class TenantPolicySpec(ClusterPolicySpec):
+    """The tenant's namespaces, defaults, rules, quota and exemptions."""
+
     namespaces: list[NamespacePattern] = []
+    """The tenant's namespaces: names or shell globs (customer-a, "customer-a-*")."""
     namespaceSelector: LabelSelectorModel | None = None
+    """Namespaces claimed by their labels (needs the cluster view)."""
 
     @field_validator("quota")
     @classmethod
@@ -611,17 +969,32 @@ class TenantPolicySpec(ClusterPolicySpec):
 
 
 class ClusterPolicyDoc(Model):
+    """A policy for every namespace: defaults and rules applied to the pods of every namespace that is not
+    exempt, under every tenant (a tenant's own defaults first). Enforced by the tenantguard admission webhook."""
+
     apiVersion: Literal["tenantguard.io/v1alpha1"]
+    """Always tenantguard.io/v1alpha1."""
     kind: Literal["ClusterPolicy"]
+    """ClusterPolicy: applies in every namespace that is not exempt, under every tenant."""
     metadata: Metadata
+    """The policy's name (unique per kind), labels and annotations."""
     spec: ClusterPolicySpec = ClusterPolicySpec()
+    """Defaults, rules, quota and exemptions."""
 
 
 class TenantPolicyDoc(Model):
+    """A tenant's policy: the namespaces it claims, the defaults its pods get, the rules they must keep and
+    its quota, on top of every ClusterPolicy. Enforced by the tenantguard admission webhook."""
+
     apiVersion: Literal["tenantguard.io/v1alpha1"]
+    """Always tenantguard.io/v1alpha1."""
     kind: Literal["TenantPolicy"]
+    """TenantPolicy: applies in the namespaces it claims (spec.namespaces, spec.namespaceSelector), on top of
+    every ClusterPolicy."""
     metadata: Metadata
+    """The policy's name (the tenant's name, unique), labels and annotations."""
     spec: TenantPolicySpec
+    """The tenant's namespaces, defaults, rules, quota and exemptions."""
 
 
 PolicyDoc = ClusterPolicyDoc | TenantPolicyDoc

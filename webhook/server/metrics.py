@@ -34,7 +34,9 @@
 =============================================================  =========================================
 
 ``tenant`` is the TenantPolicy name ("" when no tenant claims the namespace): bounded by
-the policies, like ``policy`` and ``rule``.
+the policies, like ``policy`` and ``rule``. ``rule`` is the rule's id as findings name it
+(``requireLimits``, ``podSecurity``, ...; ``cel/<name>`` for each CEL rule of
+``spec.rules.cel``, so every custom rule has its own series).
 
 With ``--workers N`` the processes share one port, so a scrape reaches any one of them:
 prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by the worker
