@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import k8s_schema
+
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "tenantguard"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -569,7 +571,8 @@ def test_no_rule_matches_leases_nodes_events_or_a_wildcard(values):
         for group, resource, sub in NEVER_INTERCEPTED:
             for op in ("CREATE", "UPDATE", "DELETE"):
                 assert not rule_matches(rules, group, resource, sub, op), (name, group, resource, sub, op)
-        assert rule_matches(rules, "", "pods", "", "CREATE")  # the matcher has teeth
+    for hook in webhooks(docs):  # the matcher has teeth (the policies of CEL rules may name other kinds only)
+        assert rule_matches(hook["rules"], "", "pods", "", "CREATE"), hook["name"]
 
 
 # --------------------------------------------------------------------------- CEL (matchConditions)
@@ -843,7 +846,16 @@ def test_no_opt_out_means_no_label_and_no_policy():
 # --------------------------------------------------------------------------- RBAC
 
 
-@values_files
+def writes_to_the_cluster(values: dict) -> bool:
+    """Policies from the cluster (status) or the background audit (PolicyReports): more RBAC, below."""
+    return (values.get("policies") or {}).get("source") == "cluster" or bool(
+        (values.get("backgroundAudit") or {}).get("enabled"))
+
+
+READ_ONLY_VALUES = [p for p in CI_VALUES if not writes_to_the_cluster(yaml.safe_load(p.read_text()) or {})]
+
+
+@pytest.mark.parametrize("values", READ_ONLY_VALUES, ids=lambda p: p.name)
 def test_cluster_role_is_exactly_the_cluster_view(values):
     docs = render(*values_args(values))
     role = one(docs, "ClusterRole")
@@ -1500,7 +1512,8 @@ def test_default_install_denies_nothing_and_mutates_nothing(tmp_path, schemas):
     assert out.returncode == 0, out.stdout + out.stderr
     results = {r["kind"]: r for r in json.loads(out.stdout)["results"]}
     ds, pod = results["DaemonSet"], results["Pod"]
-    assert ds["allowed"] and not ds["violations"]
+    assert ds["allowed"] and not [v for v in ds["violations"] if v["enforcement"] == "Enforce"]
+    assert {v["enforcement"] for v in ds["violations"]} <= {"Warn", "Audit"}
     assert not ds["patch"] and not pod["patch"], "a default install changes no pod"
     # Judged, not skipped: the starter tells the owner what baseline would refuse.
     warned = " ".join(ds["warnings"])
@@ -1515,7 +1528,8 @@ def test_default_install_denies_nothing_and_mutates_nothing(tmp_path, schemas):
     assert out.returncode == 1, out.stdout + out.stderr
     denied = {r["kind"]: r for r in json.loads(out.stdout)["results"]}["DaemonSet"]
     assert not denied["allowed"]
-    assert {(v["policy"], v["rule"]) for v in denied["violations"]} == {("cluster-baseline", "podSecurity")}
+    assert {(v["policy"], v["rule"]) for v in denied["violations"]
+            if v["enforcement"] == "Enforce"} == {("cluster-baseline", "podSecurity")}
     assert_never_intercepts(demo_docs, {"monitoring"})
 
 
@@ -2118,3 +2132,526 @@ def test_k8s_tools_is_the_shared_script():
     shared = ROOT.parent / "shared" / "tools" / "k8s-tools"
     if shared.is_file():
         assert ours.read_bytes() == shared.read_bytes(), "tools/k8s-tools drifted from shared/tools/k8s-tools"
+
+
+# --------------------------------------------------------------------------- CEL rules: kinds and VAPs
+
+
+EXTRA_KINDS = [
+    {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "operations": ["CREATE"]},
+    {"apiGroups": ["autoscaling"], "apiVersions": ["v2"], "resources": ["horizontalpodautoscalers"]},
+]
+
+
+def test_extra_kinds_add_validating_rules_for_the_kinds_cel_rules_name():
+    docs = render("--set-json", f"webhooks.extraKinds={json.dumps(EXTRA_KINDS)}")
+    validate = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
+    rules = validate["rules"]
+    assert rule_matches(rules, "", "services", "", "CREATE") and rule_matches(rules, "", "services", "", "UPDATE")
+    assert rule_matches(rules, "", "persistentvolumeclaims", "", "UPDATE")
+    assert rule_matches(rules, "networking.k8s.io", "ingresses", "", "CREATE")
+    assert not rule_matches(rules, "networking.k8s.io", "ingresses", "", "UPDATE")
+    assert not rule_matches(rules, "", "services", "", "DELETE")
+    [hpa] = [r for r in rules if r["apiGroups"] == ["autoscaling"]]
+    assert hpa == {"apiGroups": ["autoscaling"], "apiVersions": ["v2"], "operations": ["CREATE", "UPDATE"],
+                   "resources": ["horizontalpodautoscalers"], "scope": "Namespaced"}
+    # validation only: defaults never apply to these kinds
+    mutate = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]["rules"]
+    assert not rule_matches(mutate, "", "services", "", "CREATE")
+    # what was there stays, and the configuration is valid Kubernetes
+    assert rule_matches(rules, "", "pods", "", "CREATE") and rule_matches(rules, "apps", "deployments", "", "UPDATE")
+    for doc in by_kind(docs, "ValidatingWebhookConfiguration"):
+        k8s_schema.assert_valid(doc)
+    assert "extraKinds" not in json.dumps(render())  # none by default
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}, "leases must never be intercepted"),
+    ({"apiGroups": [""], "resources": ["nodes/status"]}, "nodes/status must never be intercepted"),
+    ({"apiGroups": [""], "resources": ["events"]}, "events must never be intercepted"),
+    ({"apiGroups": ["coordination.k8s.io"], "resources": ["other"]}, "coordination.k8s.io group"),
+    ({"apiGroups": ["*"], "resources": ["services"]}, "apiGroups"),
+    ({"apiGroups": [""], "resources": ["*"]}, "resources"),
+    ({"apiGroups": [""], "resources": ["services"], "operations": ["DELETE"]}, "operations"),
+])
+def test_extra_kinds_never_reach_leases_nodes_events_or_a_wildcard(entry, message):
+    with pytest.raises(RenderError, match=re.escape(message)):
+        render("--set-json", f"webhooks.extraKinds=[{json.dumps(entry)}]")
+
+
+def test_vap_values_rendered_by_the_cli_install_the_cel_rules(tmp_path):
+    from tests.conftest import run_cli
+
+    policy = {
+        "apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy", "metadata": {"name": "shop"},
+        "spec": {"namespaces": ["shop"], "rules": {"cel": [
+            {"name": "no-latest", "validations": [
+                {"expression": "object.spec.containers.all(c, !c.image.endsWith(':latest'))"}]},
+            {"name": "no-nodeport", "match": {"kinds": ["Service"]},
+             "validations": [{"expression": "object.spec.type != 'NodePort'"}]},
+        ]}},
+    }
+    (tmp_path / "shop.yaml").write_text(yaml.safe_dump(policy))
+    out = run_cli("render", "--vap", "--policies", str(tmp_path / "shop.yaml"), "--output", "values")
+    assert out.code == 0, out.err
+    values = tmp_path / "vap-values.yaml"
+    values.write_text(out.out)
+    docs = render("-f", str(values))
+    policies = {d["metadata"]["name"]: d for d in by_kind(docs, "ValidatingAdmissionPolicy")}
+    bindings = {d["metadata"]["name"]: d for d in by_kind(docs, "ValidatingAdmissionPolicyBinding")}
+    ours = {"tenantguard-shop-no-latest", "tenantguard-shop-no-latest-controllers",
+            "tenantguard-shop-no-latest-cronjobs", "tenantguard-shop-no-nodeport"}
+    assert ours <= set(policies) and ours <= set(bindings)
+    assert f"{FULLNAME}-opt-out-label" in policies  # the chart's own policy stays
+    for name in ours:
+        for doc in (policies[name], bindings[name]):
+            k8s_schema.assert_valid(doc)
+            labels = doc["metadata"]["labels"]
+            assert labels["app.kubernetes.io/managed-by"] == "Helm" and labels["app.kubernetes.io/part-of"] == \
+                "tenantguard"
+        assert bindings[name]["spec"]["policyName"] == name
+        assert bindings[name]["spec"]["validationActions"] == ["Deny"]
+    # off by default, and only policies and bindings are accepted
+    assert {d["metadata"]["name"] for d in by_kind(render(), "ValidatingAdmissionPolicy")} == \
+        {f"{FULLNAME}-opt-out-label"}
+    with pytest.raises(RenderError):
+        render("--set-json", 'vap={"enabled": true, "objects": [{"apiVersion": "v1", "kind": "ConfigMap", '
+                             '"metadata": {"name": "x"}, "spec": {}}]}')
+
+
+# --------------------------------------------------------------------------- policies from the cluster, status, PolicyReports
+
+CLUSTER_VALUES = CHART / "ci" / "cluster-policies-values.yaml"
+UPSTREAM_POLICY_REPORT_CRD = ROOT / "tests" / "data" / "upstream" / "wgpolicyk8s.io_policyreports.yaml"
+WRITER = f"{FULLNAME}-writer"
+LEADER_ELECTION = f"{FULLNAME}-leader-election"
+WRITING_FLAGS = ("--policies-from", "--lease-namespace", "--lease-name", "--api-writes-per-second",
+                 "--background-audit-interval", "--report-max-results", "--report-clean")
+MODES = {
+    "cluster": ("--set", "policies.source=cluster"),
+    "audit": ("--set", "backgroundAudit.enabled=true"),
+    "both": ("-f", str(CLUSTER_VALUES)),
+}
+
+
+def named(docs: list[dict], kind: str, name: str) -> dict | None:
+    found = [d for d in by_kind(docs, kind) if d["metadata"]["name"] == name]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def container(docs: list[dict]) -> dict:
+    (c,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def grants(role: dict) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]}
+
+
+class Authorizer:
+    """Kubernetes RBAC over the rendered objects, for the chart's ServiceAccount: a ClusterRoleBinding grants
+    its ClusterRole everywhere, a RoleBinding its Role in its own namespace; a rule with resourceNames allows
+    only requests naming one of them (never create or list)."""
+
+    def __init__(self, docs: list[dict]):
+        sa = one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+        subject = {"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}
+        roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
+                 for d in docs if d["kind"] in ("ClusterRole", "Role")}
+        self.cluster_rules: list[dict] = []
+        self.namespace_rules: dict[str, list[dict]] = {}
+        for binding in docs:
+            if binding["kind"] not in ("ClusterRoleBinding", "RoleBinding") or subject not in binding["subjects"]:
+                continue
+            ref = binding["roleRef"]
+            namespace = binding["metadata"].get("namespace")
+            role = roles[(ref["kind"], namespace if ref["kind"] == "Role" else None, ref["name"])]
+            if binding["kind"] == "ClusterRoleBinding":
+                self.cluster_rules += role["rules"]
+            else:
+                self.namespace_rules.setdefault(namespace, []).extend(role["rules"])
+
+    def allows(self, group: str, resource: str, verb: str, namespace: str | None = None,
+               name: str | None = None) -> bool:
+        rules = self.cluster_rules + (self.namespace_rules.get(namespace, []) if namespace else [])
+        return any(
+            group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+            and ("resourceNames" not in rule or (name is not None and name in rule["resourceNames"]))
+            for rule in rules
+        )
+
+
+# The calls the server makes to the API server, by code path: (module, client method) -> the requests it
+# sends as (group, resource, verb, where). where: "cluster" (a cluster-scoped request or a list across every
+# namespace), "each namespace" (the namespace of a report: any), "lease" (the Lease, by name, in the release
+# namespace), "lease namespace" (the Lease's namespace, no name: create).
+CLUSTER_VIEW = "webhook/views/watched.py"
+POLICY_OBJECTS = "webhook/views/policy_objects.py"
+POLICY_STATUS = "webhook/server/policy_status.py"
+LEADER = "webhook/server/leader.py"
+BACKGROUND_AUDIT = "webhook/server/background_audit.py"
+SNAPSHOT = "webhook/views/snapshot.py"
+SERVER_CALLS: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {
+    # the cluster view's reflectors (list, then watch=True from its resourceVersion)
+    (CLUSTER_VIEW, "list_pod_for_all_namespaces"): [("", "pods", v, "cluster") for v in ("list", "watch")],
+    (CLUSTER_VIEW, "list_namespace"): [("", "namespaces", v, "cluster") for v in ("list", "watch")],
+    (CLUSTER_VIEW, "list_resource_quota_for_all_namespaces"): [
+        ("", "resourcequotas", v, "cluster") for v in ("list", "watch")],
+    (CLUSTER_VIEW, "list_network_policy_for_all_namespaces"): [
+        ("networking.k8s.io", "networkpolicies", v, "cluster") for v in ("list", "watch")],
+    # WatchedPolicies' reflectors and read_policy_objects: list_cluster_custom_object(GROUP, VERSION, plural)
+    (POLICY_OBJECTS, "list_cluster_custom_object"): [
+        ("tenantguard.io", plural, v, "cluster") for plural in ("tenantpolicies", "clusterpolicies")
+        for v in ("list", "watch")],
+    # StatusWriter._patch: a merge patch of /status
+    (POLICY_STATUS, "patch_cluster_custom_object_status"): [
+        ("tenantguard.io", "tenantpolicies/status", "patch", "cluster"),
+        ("tenantguard.io", "clusterpolicies/status", "patch", "cluster")],
+    # LeaderElector._try_acquire_or_renew and _release
+    (LEADER, "read_namespaced_lease"): [("coordination.k8s.io", "leases", "get", "lease")],
+    (LEADER, "create_namespaced_lease"): [("coordination.k8s.io", "leases", "create", "lease namespace")],
+    (LEADER, "replace_namespaced_lease"): [("coordination.k8s.io", "leases", "update", "lease")],
+    # BackgroundAudit._existing (our reports, every namespace) and _reconcile
+    (BACKGROUND_AUDIT, "list_cluster_custom_object"): [("wgpolicyk8s.io", "policyreports", "list", "cluster")],
+    (BACKGROUND_AUDIT, "create_namespaced_custom_object"): [
+        ("wgpolicyk8s.io", "policyreports", "create", "each namespace")],
+    (BACKGROUND_AUDIT, "replace_namespaced_custom_object"): [
+        ("wgpolicyk8s.io", "policyreports", "update", "each namespace")],
+    (BACKGROUND_AUDIT, "delete_namespaced_custom_object"): [
+        ("wgpolicyk8s.io", "policyreports", "delete", "each namespace")],
+    # take_snapshot, the background audit's read of the cluster (paged lists)
+    (SNAPSHOT, "list_namespace"): [("", "namespaces", "list", "cluster")],
+    (SNAPSHOT, "list_network_policy_for_all_namespaces"): [("networking.k8s.io", "networkpolicies", "list", "cluster")],
+    (SNAPSHOT, "list_resource_quota_for_all_namespaces"): [("", "resourcequotas", "list", "cluster")],
+    (SNAPSHOT, "list_pod_for_all_namespaces"): [("", "pods", "list", "cluster")],
+}
+# in those modules, but never called by the server: take_snapshot(owners=True) is `tenantguard audit`'s
+NOT_SERVER_CALLS = {(SNAPSHOT, "list_replica_set_for_all_namespaces"), (SNAPSHOT, "list_job_for_all_namespaces")}
+MODULES_BY_MODE = {
+    "files": (CLUSTER_VIEW,),
+    "cluster": (CLUSTER_VIEW, POLICY_OBJECTS, POLICY_STATUS, LEADER),
+    "audit": (CLUSTER_VIEW, LEADER, BACKGROUND_AUDIT, SNAPSHOT),
+    "both": (CLUSTER_VIEW, POLICY_OBJECTS, POLICY_STATUS, LEADER, BACKGROUND_AUDIT, SNAPSHOT),
+}
+
+
+def client_calls(module: str) -> set[str]:
+    """The kubernetes client API methods a module's source names."""
+    from kubernetes import client
+
+    methods = {
+        m for api in (client.CoreV1Api, client.AppsV1Api, client.BatchV1Api, client.NetworkingV1Api,
+                      client.CoordinationV1Api, client.CustomObjectsApi)
+        for m in dir(api) if re.match(r"(list|read|create|replace|patch|delete|connect)_", m)
+    }
+    return set(re.findall(r"\.([a-z_]+)\b", (ROOT / module).read_text())) & methods
+
+
+def test_the_call_table_is_every_api_call_of_those_modules():
+    """A new client call in any of these modules fails here until it is in SERVER_CALLS (and the RBAC has it)."""
+    for module in {m for modules in MODULES_BY_MODE.values() for m in modules}:
+        found = {(module, method) for method in client_calls(module)}
+        assert found, module
+        assert found - NOT_SERVER_CALLS == {k for k in SERVER_CALLS if k[0] == module}, module
+    # the background audit reads with take_snapshot(api): no owners, so no ReplicaSets or Jobs
+    import inspect
+
+    from webhook.server.background_audit import BackgroundAudit
+    from webhook.views.snapshot import take_snapshot
+
+    assert inspect.signature(BackgroundAudit.__init__).parameters["read"].default is take_snapshot
+    assert inspect.signature(take_snapshot).parameters["owners"].default is False
+    assert "self._read, self._api)" in inspect.getsource(BackgroundAudit.run_once)
+
+
+@pytest.mark.parametrize("mode", ["files", "cluster", "audit", "both"])
+def test_rbac_allows_every_call_the_server_makes_and_little_more(mode):
+    docs = render(*MODES.get(mode, ()))
+    authorizer = Authorizer(docs)
+    lease = flag_values(container_args(docs), "--lease-name")
+    calls = [(path, call) for path, calls in SERVER_CALLS.items() if path[0] in MODULES_BY_MODE[mode]
+             for call in calls]
+    for (module, method), (group, resource, verb, where) in calls:
+        if where == "lease":
+            allowed = authorizer.allows(group, resource, verb, NAMESPACE, lease[0])
+        elif where == "lease namespace":
+            allowed = authorizer.allows(group, resource, verb, NAMESPACE)
+        elif where == "each namespace":
+            allowed = all(authorizer.allows(group, resource, verb, ns, "tenantguard")
+                          for ns in ("team-a", "default", NAMESPACE))
+        else:
+            allowed = authorizer.allows(group, resource, verb)
+        assert allowed, f"{module} {method}: {verb} {group}/{resource} ({where}) is not allowed"
+    # and nothing else, but `get` of what is listed (kubectl-style reads, as the cluster view always had)
+    used = {(g, r, v) for _, (g, r, v, _) in calls}
+    granted = {(g, r, v) for rule in authorizer.cluster_rules + sum(authorizer.namespace_rules.values(), [])
+               for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    extra = {(g, r, v) for g, r, v in granted - used if not (v == "get" and (g, r, "list") in used)}
+    assert not extra, extra
+    # the Lease: only in the release namespace, get/update only of our Lease
+    assert not authorizer.allows("coordination.k8s.io", "leases", "update", "kube-system", lease and lease[0])
+    if lease:
+        assert not authorizer.allows("coordination.k8s.io", "leases", "update", NAMESPACE, "kube-scheduler")
+        assert not authorizer.allows("coordination.k8s.io", "leases", "create")  # not cluster-wide
+
+
+def test_the_rbac_authorizer_has_teeth():
+    docs = render("-f", str(CLUSTER_VALUES))
+    authorizer = Authorizer(docs)
+    assert authorizer.allows("", "pods", "list")
+    assert not authorizer.allows("", "pods", "delete")
+    assert not authorizer.allows("", "secrets", "get", NAMESPACE)
+    assert not authorizer.allows("tenantguard.io", "tenantpolicies", "patch")  # status only
+    assert not authorizer.allows("tenantguard.io", "tenantpolicies", "update")
+    assert authorizer.allows("coordination.k8s.io", "leases", "get", NAMESPACE, "tenantguard-ci-leader")
+    assert not authorizer.allows("coordination.k8s.io", "leases", "get", NAMESPACE)  # unnamed: no
+    unbound = [d for d in docs if d["kind"] != "RoleBinding"]
+    assert not Authorizer(unbound).allows("coordination.k8s.io", "leases", "get", NAMESPACE, "tenantguard-ci-leader")
+
+
+def test_default_install_writes_nothing_reads_policy_files_and_has_no_lease():
+    docs = render()
+    c = container(docs)
+    args = c["args"]
+    assert args[:3] == ["serve", "--policies", "/etc/tenantguard/policies"]
+    assert not set(WRITING_FLAGS) & set(args)
+    assert "env" not in c
+    assert any(m["mountPath"] == "/etc/tenantguard/policies" for m in c["volumeMounts"])
+    assert named(docs, "ConfigMap", f"{FULLNAME}-policies") is not None
+    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
+    assert named(docs, "ClusterRole", WRITER) is None and named(docs, "ClusterRoleBinding", WRITER) is None
+    assert not by_kind(docs, "CustomResourceDefinition")
+    assert "tenantguard.io" not in json.dumps(one(docs, "ClusterRole")["rules"])
+
+
+def test_policies_from_the_cluster_args_env_rbac_and_no_configmap():
+    docs = render(*MODES["cluster"])
+    c = container(docs)
+    args = c["args"]
+    assert flag_values(args, "--policies-from") == ["cluster"] and "--policies" not in args
+    assert flag_values(args, "--lease-namespace") == [NAMESPACE]
+    assert flag_values(args, "--lease-name") == [f"{FULLNAME}-leader"]
+    assert flag_values(args, "--api-writes-per-second") == ["5"]
+    assert "--in-cluster" in args and "--background-audit-interval" not in args
+    # the Lease holder's identity and namespace from the downward API (webhook.server.leader, cluster_duties)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    # no policy files: no ConfigMap, nothing mounted
+    assert named(docs, "ConfigMap", f"{FULLNAME}-policies") is None
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert "policies" not in {v["name"] for v in pod["volumes"]}
+    assert "/etc/tenantguard/policies" not in {m["mountPath"] for m in c["volumeMounts"]}
+    # read the policies (the cluster view's role), write their status only, the Lease in our namespace
+    assert grants(named(docs, "ClusterRole", f"{FULLNAME}-cluster-view")) >= {
+        ("tenantguard.io", r, v) for r in ("tenantpolicies", "clusterpolicies") for v in ("get", "list", "watch")}
+    assert grants(named(docs, "ClusterRole", WRITER)) == {
+        ("tenantguard.io", "tenantpolicies/status", "patch"), ("tenantguard.io", "clusterpolicies/status", "patch")}
+    role = one(docs, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert grants(role) == {("coordination.k8s.io", "leases", v) for v in ("create", "get", "update")}
+    assert [r.get("resourceNames") for r in role["rules"] if "update" in r["verbs"]] == [[f"{FULLNAME}-leader"]]
+    binding = one(docs, "RoleBinding")
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEADER_ELECTION}
+
+
+def test_background_audit_flags_and_rbac_with_policy_files():
+    docs = render("--set", "backgroundAudit.enabled=true")
+    c = container(docs)
+    args = c["args"]
+    assert flag_values(args, "--policies") == ["/etc/tenantguard/policies"] and "--policies-from" not in args
+    assert flag_values(args, "--background-audit-interval") == ["600"]
+    assert flag_values(args, "--report-max-results") == ["100"]
+    assert "--report-clean" not in args
+    assert flag_values(args, "--lease-name") == [f"{FULLNAME}-leader"]
+    assert {"POD_NAME", "POD_NAMESPACE"} <= {e["name"] for e in c["env"]}
+    assert named(docs, "ConfigMap", f"{FULLNAME}-policies") is not None
+    assert grants(named(docs, "ClusterRole", WRITER)) == {
+        ("wgpolicyk8s.io", "policyreports", v) for v in ("get", "list", "create", "update", "delete")}
+    assert "tenantguard.io" not in json.dumps(named(docs, "ClusterRole", f"{FULLNAME}-cluster-view"))
+    assert one(docs, "Role") and one(docs, "RoleBinding")
+    tuned = container_args(render("--set", "backgroundAudit.enabled=true", "--set",
+                                  "backgroundAudit.intervalSeconds=90", "--set", "backgroundAudit.maxResults=7",
+                                  "--set", "backgroundAudit.includeClean=true", "--set-json",
+                                  "apiWritesPerSecond=0.5", "--set", "leaderElection.leaseName=my-lease"))
+    assert flag_values(tuned, "--background-audit-interval") == ["90"]
+    assert flag_values(tuned, "--report-max-results") == ["7"] and "--report-clean" in tuned
+    assert flag_values(tuned, "--api-writes-per-second") == ["0.5"]
+    assert flag_values(tuned, "--lease-name") == ["my-lease"]
+
+
+def test_extra_env_is_kept_next_to_the_downward_api():
+    extra = [{"name": "TZ", "value": "UTC"}]
+    plain = container(render("--set-json", f"extraEnv={json.dumps(extra)}"))
+    assert plain["env"] == extra
+    both = container(render("-f", str(CLUSTER_VALUES), "--set-json", f"extraEnv={json.dumps(extra)}"))
+    assert [e["name"] for e in both["env"]] == ["POD_NAME", "POD_NAMESPACE", "TZ"]
+
+
+@pytest.mark.parametrize("mode", ["cluster", "audit", "both"])
+def test_the_server_elects_a_leader_in_our_namespace_with_the_chart_arguments(mode, monkeypatch):
+    """The chart's arguments and env make the server write (leader election) with the Lease the Role names."""
+    import argparse
+
+    from webhook.cli import serve
+    from webhook.server.cluster_duties import lease_namespace
+    from webhook.server.leader import default_identity
+    from webhook.server.settings import ServerSettings
+
+    docs = render(*MODES[mode])
+    c = container(docs)
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    serve.add_arguments(parser)
+    args = parser.parse_args(c["args"][1:])
+    assert serve._flag_errors(args) == []
+    settings = ServerSettings(policies=tuple(args.policies), cert="c", key="k", in_cluster=args.in_cluster,
+                              policies_from=args.policies_from, lease_namespace=args.lease_namespace,
+                              lease_name=args.lease_name, audit_interval=args.background_audit_interval,
+                              report_max_results=args.report_max_results, report_clean=args.report_clean,
+                              write_rate=args.api_writes_per_second)
+    assert settings.elects_leader
+    assert settings.policies_from_cluster == (mode != "audit")
+    assert (settings.audit_interval > 0) == (mode != "cluster")
+    role = one(docs, "Role")
+    assert lease_namespace(settings) == role["metadata"]["namespace"] == NAMESPACE
+    (named_rule,) = [r for r in role["rules"] if "resourceNames" in r]
+    assert named_rule["resourceNames"] == [settings.lease_name]
+    # the identity is the pod's name (downward API) and the process id
+    monkeypatch.setenv("POD_NAME", "ci-tenantguard-abc12")
+    assert default_identity() == f"ci-tenantguard-abc12_{os.getpid()}"
+
+
+@pytest.mark.parametrize("mode", ["cluster", "audit", "both", "crd"])
+def test_policy_source_and_audit_renders_are_valid_kubernetes_1_35(mode, schemas):
+    args = MODES.get(mode, ("--set", "backgroundAudit.installPolicyReportCRD=true"))
+    docs = render(*args)
+    problems = {f"{d['kind']}/{d['metadata']['name']}": schema_errors(schemas, d) for d in docs}
+    assert not {k: v for k, v in problems.items() if v}, json.dumps(problems, indent=2)
+    for d in docs:
+        k8s_schema.assert_valid(d) if not d["apiVersion"].startswith("cert-manager.io/") else None
+    assert_never_intercepts(docs, ALWAYS_EXCLUDED)
+
+
+@pytest.mark.parametrize("extra", [
+    (),
+    ("--set", "backgroundAudit.installPolicyReportCRD=true"),
+    ("--set", "policies.source=cluster", "--set", "backgroundAudit.enabled=true", "--set", "rbac.create=false"),
+])
+def test_helm_lint_strict_with_the_new_values(extra):
+    out = run_helm("lint", "--strict", str(CHART), "-f", str(CLUSTER_VALUES), *extra, "--namespace", NAMESPACE,
+                   "--kube-version", KUBE_VERSION)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout, out.stdout
+
+
+def test_the_ci_values_file_exercises_cluster_policies_and_the_background_audit():
+    assert CLUSTER_VALUES in CI_VALUES  # so every per-values-file test (lint, schema, server arguments) runs on it
+    values = yaml.safe_load(CLUSTER_VALUES.read_text())
+    assert writes_to_the_cluster(values) and values["policies"]["source"] == "cluster"
+    assert values["backgroundAudit"]["enabled"] is True
+    assert CLUSTER_VALUES not in READ_ONLY_VALUES
+
+
+def test_our_pods_pass_our_own_restricted_policy_with_cluster_policies(tmp_path):
+    test_our_pods_pass_our_own_restricted_policy(CLUSTER_VALUES.name, tmp_path)
+
+
+def test_policy_report_crd_is_the_upstream_document_and_opt_in():
+    assert not by_kind(render(), "CustomResourceDefinition")
+    assert not by_kind(render("--set", "backgroundAudit.enabled=true"), "CustomResourceDefinition")
+    (crd,) = by_kind(render("--set", "backgroundAudit.installPolicyReportCRD=true"), "CustomResourceDefinition")
+    upstream = yaml.safe_load(UPSTREAM_POLICY_REPORT_CRD.read_text())
+    meta = crd["metadata"]
+    assert meta.pop("annotations") == {"helm.sh/resource-policy": "keep"}  # other tools' reports live in it
+    assert meta.pop("labels")["app.kubernetes.io/managed-by"] == "Helm"
+    assert crd == upstream
+    assert "namespace" not in meta  # cluster-scoped
+    # what the background audit writes is what the CRD serves
+    from webhook.core.policy_report import API_VERSION
+    from webhook.server.background_audit import REPORT_PLURAL
+
+    assert API_VERSION == f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
+    assert crd["spec"]["names"]["plural"] == REPORT_PLURAL and crd["spec"]["scope"] == "Namespaced"
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--set", "policies.source=cluster", "--set", "clusterView.enabled=false"), "needs clusterView.enabled=true"),
+    (("--set", "backgroundAudit.enabled=true", "--set", "clusterView.enabled=false"),
+     "needs clusterView.enabled=true"),
+    (("--set", "policies.source=cluster", "--set", "demoPolicies.enabled=true"), "demoPolicies are policy files"),
+    (("--set", "policies.source=cluster", "--set", "policies.team-x=kind: ClusterPolicy"),
+     "policies.team-x is a policy file"),
+])
+def test_what_cannot_work_is_refused_with_a_reason(args, message):
+    with pytest.raises(RenderError, match=re.escape(message)):
+        render(*args)
+
+
+@pytest.mark.parametrize("args", [
+    ("--set", "policies.source=git"),
+    ("--set", "backgroundAudit.intervalSeconds=5"),
+    ("--set", "backgroundAudit.maxResults=0"),
+    ("--set", "backgroundAudit.every=10"),
+    ("--set-json", "apiWritesPerSecond=0"),
+    ("--set", "leaderElection.leaseName=Not_A_Name"),
+    ("--set", "leaderElection.renew=1"),
+])
+def test_schema_rejects_bad_policy_source_audit_and_lease_values(args):
+    with pytest.raises(RenderError):
+        render(*args)
+
+
+def test_policies_source_is_not_a_policy_file_and_the_starter_stays_out_of_cluster_mode(tmp_path):
+    files = named(render("--set", "policies.source=files"), "ConfigMap", f"{FULLNAME}-policies")
+    assert files is not None and set(files["data"]) == {"cluster-starter.yaml"}  # no source.yaml
+    # a file that happens to be called "source" still loads, spelled with its extension
+    extra = named(render("--set", r"policies.source\.yaml=kind: ClusterPolicy"), "ConfigMap",
+                  f"{FULLNAME}-policies")
+    assert set(extra["data"]) == {"cluster-starter.yaml", "source.yaml"}
+    notes = install_notes("-f", str(CLUSTER_VALUES), tmp_path=tmp_path)
+    assert "Policies: the cluster's TenantPolicy and ClusterPolicy objects" in notes
+    assert "ConfigMap" not in notes and "Policies loaded" not in notes
+    assert "tenantguard/tenantguard-ci-leader" in notes
+    assert "kubectl get policyreports -A" in notes and "installPolicyReportCRD=true" in notes
+    plain = install_notes(tmp_path=tmp_path)
+    assert "Lease" not in plain and "PolicyReport" not in plain
+
+
+def test_no_rbac_objects_when_rbac_create_is_false():
+    docs = render("-f", str(CLUSTER_VALUES), "--set", "rbac.create=false")
+    assert not [d for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io/")]
+    assert flag_values(container_args(docs), "--lease-name") == ["tenantguard-ci-leader"]
+
+
+CEL_VALUES = CHART / "ci" / "cel-values.yaml"
+
+
+def test_the_cel_values_file_is_what_the_cli_renders_and_its_bindings_skip_what_the_webhooks_skip(tmp_path):
+    assert CEL_VALUES in CI_VALUES  # so every per-values-file test (lint, schema, exclusions) runs on it
+    docs = render("-f", str(CEL_VALUES), "--set-json", 'webhooks.namespaceSelector.excludeNamespaces=["monitoring"]')
+    [configmap] = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == f"{FULLNAME}-policies"]
+    folder = extract_policies(configmap, tmp_path / "policies")
+    assert tenantguard("lint", "--strict", str(folder), cwd=tmp_path).returncode == 0
+    # vap.objects is the CLI's output for these very policies (no drift between the two)
+    out = tenantguard("render", "--vap", "--policies", str(folder), "--output", "values", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert yaml.safe_load(out.stdout)["vap"] == yaml.safe_load(CEL_VALUES.read_text())["vap"]
+    bindings = {d["metadata"]["name"]: d for d in by_kind(docs, "ValidatingAdmissionPolicyBinding")}
+    cluster_wide = bindings["tenantguard-cel-baseline-no-latest"]["spec"]
+    tenant = bindings["tenantguard-team-a-no-nodeport"]["spec"]
+    assert cluster_wide["validationActions"] == ["Warn"] and tenant["validationActions"] == ["Deny"]
+    for ns in (NAMESPACE, "kube-system", "monitoring"):
+        labels = namespace_labels(ns, {"tenantguard.io/tenant": "team-a"})
+        assert not selector_matches(cluster_wide["matchResources"]["namespaceSelector"], labels), ns
+        assert not selector_matches(tenant["matchResources"]["namespaceSelector"], labels), ns
+    assert selector_matches(cluster_wide["matchResources"]["namespaceSelector"], namespace_labels("shop"))
+    assert selector_matches(tenant["matchResources"]["namespaceSelector"],
+                            namespace_labels("team-a", {"tenantguard.io/tenant": "team-a"}))
+    assert not selector_matches(tenant["matchResources"]["namespaceSelector"], namespace_labels("team-b"))
+    # the Service rule's kind is intercepted by the validating webhook
+    assert rule_matches(one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]["rules"], "", "services", "",
+                        "CREATE")

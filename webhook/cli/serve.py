@@ -2,6 +2,7 @@
 
     tenantguard serve --policies PATH [--cert FILE --key FILE] [--port 8443] [--workers N]
                       [--client-ca FILE] [--host 0.0.0.0] [--cluster-state FILE | --kubeconfig FILE | --in-cluster]
+    tenantguard serve --policies-from cluster (--in-cluster | --kubeconfig FILE) [--background-audit-interval S]
 
 Without ``--cert/--key`` a throwaway self-signed pair is written (``--tls-dir`` or a new
 temporary directory, removed again when the server exits) for a local trial, and the CA
@@ -40,8 +41,12 @@ SAMPLE_POD: dict[str, Any] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policies", "-p", action="append", required=True, metavar="PATH",
+    parser.add_argument("--policies", "-p", action="append", default=[], metavar="PATH",
                         help="policy file or directory (repeatable); reloaded when it changes")
+    parser.add_argument("--policies-from", choices=("files", "cluster"), default="files",
+                        help="files: --policies (default); cluster: the TenantPolicy and ClusterPolicy objects, "
+                             "watched (needs --in-cluster or --kubeconfig; their status is written by one elected "
+                             "process)")
     parser.add_argument("--cert", metavar="FILE", help="serving certificate (PEM); reloaded when it changes")
     parser.add_argument("--key", metavar="FILE", help="its private key (PEM)")
     parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
@@ -68,6 +73,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="static view: Pods/Namespaces/ResourceQuotas/NetworkPolicies (YAML; repeatable)")
     view.add_argument("--kubeconfig", metavar="FILE", help="watch the cluster this kubeconfig names")
     view.add_argument("--in-cluster", action="store_true", help="watch the cluster we run in (service account)")
+    writes = parser.add_argument_group("writing to the cluster (by the process holding the Lease)")
+    writes.add_argument("--lease-namespace", metavar="NS",
+                        help="namespace of the leader-election Lease (default: $POD_NAMESPACE, else default)")
+    writes.add_argument("--lease-name", default="tenantguard-leader", metavar="NAME",
+                        help="the Lease's name (default tenantguard-leader)")
+    writes.add_argument("--background-audit-interval", type=float, default=0.0, metavar="SECONDS",
+                        help="judge every live pod this often and keep one PolicyReport per namespace "
+                             "(default 0: no background audit)")
+    writes.add_argument("--report-max-results", type=int, default=100, metavar="N",
+                        help="results kept per PolicyReport, the worst first; the summary counts all (default 100)")
+    writes.add_argument("--report-clean", action="store_true",
+                        help="a PolicyReport for namespaces where everything passed too (default: none for them)")
+    writes.add_argument("--api-writes-per-second", type=float, default=5.0, metavar="N",
+                        help="status and report writes per second at most, in bursts of 20 (default 5)")
     ops = parser.add_argument_group("operations")
     ops.add_argument("--tls-dir", type=Path, metavar="DIR",
                      help="where the throwaway pair goes when --cert/--key are not given (default: a new temp "
@@ -96,6 +115,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _flag_errors(args: argparse.Namespace) -> list[str]:
     errors = []
+    if args.policies_from == "files" and not args.policies:
+        errors.append("--policies is required (or --policies-from cluster)")
+    if args.policies_from == "cluster" and args.policies:
+        errors.append("--policies reads files; with --policies-from cluster the policies are the cluster's objects")
+    if (args.policies_from == "cluster" or args.background_audit_interval > 0) and not (
+            args.kubeconfig or args.in_cluster):
+        errors.append("--policies-from cluster and --background-audit-interval need the cluster: --in-cluster or "
+                      "--kubeconfig FILE")
+    if args.background_audit_interval < 0 or args.report_max_results < 1 or args.api_writes_per_second <= 0:
+        errors.append("--background-audit-interval must not be negative, --report-max-results at least 1, "
+                      "--api-writes-per-second positive")
     if bool(args.cert) != bool(args.key):
         errors.append("--cert and --key go together")
     if args.workers < 1:
@@ -155,7 +185,8 @@ def _banner(url: str, ca: Path | None, sample: Path | None, policies: list[str],
             f"  curl --cacert {ca} -H 'Content-Type: application/json' --data @{sample} {url}/validate",
             f"  curl --cacert {ca} {url}/metrics",
             "the same review offline:",
-            f"  tenantguard dry-run {' '.join('--policies ' + p for p in policies)} {sample}",
+            f"  tenantguard dry-run {' '.join('--policies ' + p for p in policies) or '--policies-from-cluster'} "
+            f"{sample}",
         ]
     return "\n".join(lines)
 
@@ -196,6 +227,9 @@ def _serve(args: argparse.Namespace, scratch: Path | None) -> int:
         cluster_state=tuple(args.cluster_state), kubeconfig=args.kubeconfig,
         in_cluster=args.in_cluster, reload_interval=args.reload_interval, grace_period=args.grace_period,
         shutdown_delay=args.shutdown_delay, log_level=args.log_level,
+        policies_from=args.policies_from, lease_namespace=args.lease_namespace, lease_name=args.lease_name,
+        audit_interval=args.background_audit_interval, report_max_results=args.report_max_results,
+        report_clean=args.report_clean, write_rate=args.api_writes_per_second,
     )
     logs.configure(settings.log_level)
 

@@ -172,6 +172,8 @@ async def _answer(request: web.Request, endpoint: Endpoint) -> web.Response:
     refusal = ctx.callers.refusal(peercert)
     if refusal is not None:
         return _bad(ctx, request, endpoint, 403, refusal)
+    if not ctx.policies.loaded:  # policies from the cluster, not read yet: the webhook's failurePolicy decides
+        return _bad(ctx, request, endpoint, 503, "policies not loaded yet")
     try:
         if request.content.is_eof():  # the whole body came with the head (the usual case): no timer needed
             body = await request.read()

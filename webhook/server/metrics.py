@@ -31,6 +31,14 @@
 ``tenantguard_cluster_view_last_resync_seconds{kind}``             how long the last relist after a 410 took
 ``tenantguard_cluster_view_reservations``                          admitted pods counted until watched
 ``tenantguard_cluster_view_unparseable_pods``                      pods whose resources do not parse
+``tenantguard_leader``                                             1 in the process holding the Lease (it
+                                                                   writes status and PolicyReports)
+``tenantguard_api_writes_total{object,result}``                    writes to the API server: object: status |
+                                                                   policyreport; result: success | failure
+``tenantguard_background_audit_runs_total{result}``                background audits: success | failure
+``tenantguard_background_audit_pods{outcome}``                     the last audit's live pods: judged |
+                                                                   denied | drift
+``tenantguard_background_audit_duration_seconds``                  how long the last audit took
 =============================================================  =========================================
 
 ``tenant`` is the TenantPolicy name ("" when no tenant claims the namespace): bounded by
@@ -134,6 +142,16 @@ class Metrics:
                                        "Admitted pods counted until the watch reports them.", registry=reg, multiprocess_mode="livemax")
         self.view_unparseable = Gauge("tenantguard_cluster_view_unparseable_pods",
                                       "Pods whose resources do not parse (counted as one pod each).", registry=reg, multiprocess_mode="livemax")
+        self.leader = Gauge("tenantguard_leader", "1 in the process holding the Lease.", registry=reg,
+                            multiprocess_mode="livesum")
+        self.api_writes = Counter("tenantguard_api_writes", "Writes to the API server (status, PolicyReports).",
+                                  ["object", "result"], registry=reg)
+        self.audit_runs = Counter("tenantguard_background_audit_runs", "Background audits.", ["result"], registry=reg)
+        self.audit_pods = Gauge("tenantguard_background_audit_pods", "The last background audit's live pods.",
+                                ["outcome"], registry=reg, multiprocess_mode="livemax")
+        self.audit_seconds = Gauge("tenantguard_background_audit_duration_seconds",
+                                   "How long the last background audit took.", registry=reg,
+                                   multiprocess_mode="livemax")
         self._generation: str | None = None
 
     def admission(self, endpoint: str, tenant: str, verdict: str, seconds: float) -> None:
@@ -206,6 +224,21 @@ class Metrics:
                 self.view_heard.labels(kind.kind).set(kind.last_heard_seconds)
             if kind.last_resync_seconds is not None:
                 self.view_resync.labels(kind.kind).set(kind.last_resync_seconds)
+
+    # --- what the elected process writes (webhook.server.cluster_duties) -------------------------------
+    def leading(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
+    def api_written(self, obj: str, ok: bool, count: int = 1) -> None:
+        if count:
+            self.api_writes.labels(obj, "success" if ok else "failure").inc(count)
+
+    def audit_ran(self, ok: bool, pods: int, denied: int, drift: int, seconds: float) -> None:
+        self.audit_runs.labels("success" if ok else "failure").inc()
+        if ok:
+            for outcome, value in (("judged", pods), ("denied", denied), ("drift", drift)):
+                self.audit_pods.labels(outcome).set(value)
+        self.audit_seconds.set(seconds)
 
     # --- exposition -------------------------------------------------------------------------------
     def render(self) -> bytes:

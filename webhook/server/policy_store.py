@@ -18,6 +18,10 @@ files change again. The failure stays visible until a reload succeeds
 (:attr:`PolicyStore.last_failure`: ``/readyz`` names it while staying 200, and the
 ``tenantguard_policy_last_reload_success`` gauge is 0): a replica that went unready over
 a typo in a policy file would be a lockout, while the last good set keeps serving.
+
+Files are one :class:`PolicySource`; the other is the cluster (``serve --policies-from
+cluster``: TenantPolicy and ClusterPolicy objects, webhook.views.policy_objects), whose
+fingerprint is the revision of the objects' content. The rules above hold for both.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +47,21 @@ Fingerprint = tuple[tuple[str, ...], ...]
 
 class ReloadListener(Protocol):
     def policy_reloaded(self, ok: bool, policies: PolicySet | None) -> None: ...
+
+
+class PolicySource(Protocol):
+    """Where the policies come from: files, or the cluster's policy objects."""
+
+    name: str  # for logs: "policy files", "the cluster"
+
+    def fingerprint(self) -> Hashable:
+        """What identifies the current content, without loading it (run in a thread)."""
+
+    def load(self) -> PolicySet:
+        """The PolicySet of the current content; raise PolicyError naming every problem (run in a thread)."""
+
+    def named(self, errors: Iterable[str]) -> tuple[str, ...]:
+        """The files or objects the error lines are about, in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +149,36 @@ def fingerprint(paths: Iterable[str | Path]) -> Fingerprint:
     return tuple(out)
 
 
+class FileSource:
+    """Policy files and directories, reloaded when their fingerprint changes."""
+
+    name = "policy files"
+
+    def __init__(self, paths: Iterable[str | Path],
+                 loader: Callable[[list[str | Path]], PolicySet] = load_policies) -> None:
+        self.paths: list[str | Path] = list(paths)
+        self._loader = loader
+
+    def fingerprint(self) -> Fingerprint:
+        return fingerprint(self.paths)
+
+    def load(self) -> PolicySet:
+        return self._loader(self.paths)
+
+    def named(self, errors: Iterable[str]) -> tuple[str, ...]:
+        return files_named(errors, self.paths)
+
+
 class PolicyStore:
     """Holds the PolicySet every request reads (``current``)."""
 
-    def __init__(self, paths: Iterable[str | Path], *, listener: ReloadListener | None = None,
-                 loader: Callable[[list[str | Path]], PolicySet] = load_policies):
-        self.paths: list[str | Path] = list(paths)
+    def __init__(self, paths: Iterable[str | Path] = (), *, listener: ReloadListener | None = None,
+                 loader: Callable[[list[str | Path]], PolicySet] = load_policies,
+                 source: PolicySource | None = None):
+        self.source: PolicySource = source if source is not None else FileSource(paths, loader)
         self._listener = listener
-        self._loader = loader
         self._current: PolicySet | None = None
-        self._fingerprint: Fingerprint | None = None
+        self._fingerprint: Hashable | None = None
         self.loaded_at = 0.0
         self.last_errors: tuple[str, ...] = ()
         self.last_failure: ReloadFailure | None = None
@@ -170,12 +209,12 @@ class PolicyStore:
 
     def load(self) -> PolicySet:
         """The first load, synchronous: raise PolicyError (the server refuses to start without policies)."""
-        fp = fingerprint(self.paths)
-        policies = self._loader(self.paths)
+        fp = self.source.fingerprint()
+        policies = self.source.load()
         self._install(policies, fp)
         return policies
 
-    def _install(self, policies: PolicySet, fp: Fingerprint) -> None:
+    def _install(self, policies: PolicySet, fp: Hashable) -> None:
         self._current = policies
         self._fingerprint = fp
         self.loaded_at = time.time()
@@ -187,25 +226,25 @@ class PolicyStore:
             self._listener.policy_reloaded(True, policies)
 
     async def reload_if_changed(self) -> ReloadResult | None:
-        """Reload when the files changed since the last attempt; None when they did not."""
-        if not self.paths:
+        """Reload when the source changed since the last attempt; None when it did not."""
+        if isinstance(self.source, FileSource) and not self.source.paths:
             return None
         # a stat per policy file: a thousand tenants are a thousand files, so never on the event loop
-        fp = await asyncio.to_thread(fingerprint, self.paths)
+        fp = await asyncio.to_thread(self.source.fingerprint)
         if fp == self._fingerprint:
             return None
         return await self._reload(fp)
 
     async def reload(self) -> ReloadResult:
         """Reload now, changed or not."""
-        return await self._reload(fingerprint(self.paths))
+        return await self._reload(await asyncio.to_thread(self.source.fingerprint))
 
-    async def _reload(self, fp: Fingerprint) -> ReloadResult:
+    async def _reload(self, fp: Hashable) -> ReloadResult:
         before = self.generation
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            policies = await loop.run_in_executor(None, self._loader, self.paths)
+            policies = await loop.run_in_executor(None, self.source.load)
         except PolicyError as exc:
             result = self._failed(fp, tuple(exc.errors), before)
         except Exception as exc:  # noqa: BLE001 - a loader crash must not take the server down
@@ -222,14 +261,14 @@ class PolicyStore:
         await self._note_attempt()
         return result
 
-    def _failed(self, fp: Fingerprint, errors: tuple[str, ...], before: str) -> ReloadResult:
+    def _failed(self, fp: Hashable, errors: tuple[str, ...], before: str) -> ReloadResult:
         self._fingerprint = fp  # not retried until the files change again
         self.last_errors = errors
-        files = files_named(errors, self.paths)
+        files = self.source.named(errors)
         self.last_failure = ReloadFailure(time.time(), errors, files)
         if self._listener is not None:
             self._listener.policy_reloaded(False, None)
-        log.error("policy reload failed (%s); still serving the last good set", ", ".join(files) or "policies",
+        log.error("policy reload failed (%s); still serving the last good set", ", ".join(files) or self.source.name,
                   extra={"event": "policy_reload", "result": "failure", "generation": before,
                          "files": list(files), "errors": list(errors)})
         return ReloadResult(False, before, False, errors)

@@ -37,7 +37,7 @@ from aiohttp import hdrs, web
 
 from webhook.core.errors import TenantguardError
 from webhook.server.app import WebhookContext, create_app
-from webhook.server.errors import start_error
+from webhook.server.errors import StartError, start_error
 from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import ServerSettings
@@ -280,6 +280,7 @@ class WebhookServer:
         self._synced_log: asyncio.Task | None = None
         self._drained: asyncio.Event | None = None
         self._draining: asyncio.Task | None = None
+        self.duties: Any = None  # ClusterDuties: policies from the cluster, Lease, status, reports
 
     @property
     def port(self) -> int:
@@ -292,7 +293,7 @@ class WebhookServer:
 
     async def start(self) -> None:
         """Load, listen, watch. Raises PolicyError (bad policies) or StartError (port, certificate) when it cannot."""
-        if not self.policies.loaded:
+        if not self.policies.loaded and not self.settings.policies_from_cluster:
             self.policies.load()
         try:
             ssl_context = self.certs.load()
@@ -304,6 +305,7 @@ class WebhookServer:
                 in_cluster=self.settings.in_cluster, ledger_dir=self.settings.ledger_dir)
         await self.view.start()
         self.metrics.observe_view(self.view.health())
+        self._start_duties()
         app = create_app(self.context)
         app.on_response_prepare.append(self._on_response_prepare)
         runner = _Runner(app, self.connections, handle_signals=False, access_log=None,
@@ -314,6 +316,8 @@ class WebhookServer:
             await site.start()
         except BaseException as exc:
             await runner.cleanup()
+            if self.duties is not None:
+                await self.duties.stop()
             await self.view.stop()
             if isinstance(exc, OSError):
                 raise start_error(exc) from None
@@ -329,11 +333,37 @@ class WebhookServer:
                                    "worker": self.settings.worker_index, "client_ca": bool(self.settings.client_ca),
                                    "loop": _loop_name()})
 
+    def _start_duties(self) -> None:
+        """Policies from the cluster, and the Lease with what the elected process writes (webhook.server.cluster_duties)."""
+        settings = self.settings
+        if not (settings.policies_from_cluster or settings.elects_leader):
+            return
+        api = getattr(self.view, "api", None)
+        if api is None:
+            raise StartError("--policies-from cluster and --background-audit-interval need the cluster: "
+                             "--kubeconfig or --in-cluster")
+        from webhook.server.cluster_duties import ClusterDuties
+        from webhook.views.policy_objects import WatchedPolicies
+
+        watched = None
+        if settings.policies_from_cluster:
+            watched = WatchedPolicies(api)
+            self.policies.source = watched.source
+        self.duties = ClusterDuties(settings, api, watched, self.metrics)
+        self.duties.start(self.policies)
+
+    async def _policy_step(self) -> None:
+        if self.settings.policies_from_cluster and not (self.duties is not None and self.duties.listed):
+            return  # the first load waits for both kinds to be listed (ClusterDuties); a failed one is retried here
+        result = await self.policies.reload_if_changed()
+        if result is not None and self.duties is not None:
+            self.duties.reloaded()
+
     async def _watch(self) -> None:
         interval = self.settings.reload_interval
         while True:
             await asyncio.sleep(interval)
-            for step in (self.policies.reload_if_changed, self._cert_step, self._synced_step, self._parent_step):
+            for step in (self._policy_step, self._cert_step, self._synced_step, self._parent_step):
                 try:
                     result = step()
                     if asyncio.iscoroutine(result):
@@ -430,6 +460,8 @@ class WebhookServer:
                     pass
         if self._runner is not None:
             await self._finish_in_flight(self._runner)
+        if self.duties is not None:
+            await self.duties.stop()
         if self.view is not None:
             await self.view.stop()
         log.info("stopped", extra={"event": "stop"})
@@ -518,7 +550,8 @@ def preflight(settings: ServerSettings) -> None:
     """Refuse to start N workers on policies or a certificate none of them could load."""
     from webhook.policy.loader import load_policies
 
-    load_policies(settings.policies)
+    if not settings.policies_from_cluster:
+        load_policies(settings.policies)
     try:
         CertReloader(settings.cert, settings.key, client_ca=settings.client_ca).load()
     except (OSError, ssl.SSLError) as exc:

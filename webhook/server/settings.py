@@ -35,6 +35,14 @@ class ServerSettings:
     grace_period: float = 15.0  # after SIGTERM: requests in flight, idle and handshaking clients (< the pod's grace)
     shutdown_delay: float = 0.0  # seconds to keep answering (unready, Connection: close) before closing the port
     log_level: str = "info"
+    policies_from: str = "files"  # "files" (--policies) or "cluster" (TenantPolicy/ClusterPolicy objects)
+    lease_namespace: str | None = None  # where the Lease is (default: $POD_NAMESPACE, else "default")
+    lease_name: str = "tenantguard-leader"
+    lease_identity: str | None = None  # who campaigns (default: $POD_NAME or the host name, and the process id)
+    audit_interval: float = 0.0  # seconds between background audits; 0: none
+    report_max_results: int = 100  # results kept per PolicyReport (the summary counts all)
+    report_clean: bool = False  # a PolicyReport for namespaces where everything passed, too
+    write_rate: float = 5.0  # writes per second to the API server (status, reports), bursts of 20
     max_body: int = MAX_BODY_BYTES
     worker_index: int = field(default=0, compare=False)  # set by the worker supervisor
     ledger_dir: str | None = field(default=None, compare=False)  # reservations shared by the workers (supervisor)
@@ -43,6 +51,15 @@ class ServerSettings:
     @property
     def watches_cluster(self) -> bool:
         return bool(self.kubeconfig or self.in_cluster)
+
+    @property
+    def policies_from_cluster(self) -> bool:
+        return self.policies_from == "cluster"
+
+    @property
+    def elects_leader(self) -> bool:
+        """Something is written to the cluster (policy status, PolicyReports): by one elected process."""
+        return self.watches_cluster and (self.policies_from_cluster or self.audit_interval > 0)
 
     @property
     def callers(self) -> CallerPolicy:

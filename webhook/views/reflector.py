@@ -47,17 +47,33 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
-from webhook.views.store import ClusterStore
-
 log = logging.getLogger("tenantguard.cluster")
 GONE = 410
+
+
+class Builder(Protocol):
+    """What a fresh list fills, page by page, before it replaces the kind's data in one step."""
+
+    def add(self, obj: Any) -> None: ...
+
+
+class Sink(Protocol):
+    """Where a reflector writes: the cluster view's store, the policy objects (webhook.views.policy_objects)."""
+
+    def builder(self, kind: str) -> Builder: ...
+
+    def install(self, tables: Any, *, notify: bool = True) -> None: ...
+
+    def apply(self, kind: str, event_type: str, obj: Any, *, notify: bool = True) -> None: ...
+
+    def note_heard(self, kind: str) -> None: ...
 
 
 class Gone(Exception):
@@ -115,7 +131,7 @@ class Resource:
 
 
 class Reflector:
-    def __init__(self, resource: Resource, store: ClusterStore, settings: ReflectorSettings,
+    def __init__(self, resource: Resource, store: Sink, settings: ReflectorSettings,
                  clock: Callable[[], float], notify: Callable[[], None] = lambda: None):
         self.resource = resource
         self.store = store

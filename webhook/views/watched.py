@@ -94,6 +94,11 @@ class WatchedClusterState:
         self._waiters: set[asyncio.Event] = set()
         self._started = False
 
+    @property
+    def api(self) -> k8s_client.ApiClient:
+        """The client the view reads with (the server's policy watch, Lease and writers share it)."""
+        return self._api
+
     # --- ClusterState (read from the event loop, written by the reflector threads) ------------------
     def namespaces(self) -> Iterable[str]:
         return self.store.namespaces()

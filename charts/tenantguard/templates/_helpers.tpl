@@ -289,6 +289,28 @@ which kubelets and controllers need whatever state tenantguard is in. */}}
   operations: ["CREATE", "UPDATE"]
   resources: ["networkpolicies"]
   scope: Namespaced
+{{- include "tenantguard.extraKindRules" . }}
+{{- end }}
+
+{{/* webhooks.extraKinds: the kinds CEL rules name (Services, Ingresses, ...), validated
+only. Never a wildcard, and never what kubelets and controllers need whatever state
+tenantguard is in (leases, nodes, events). */}}
+{{- define "tenantguard.extraKindRules" -}}
+{{- range .Values.webhooks.extraKinds }}
+{{- range .resources }}
+{{- if has (splitList "/" . | first) (list "leases" "nodes" "events") }}
+{{- fail (printf "webhooks.extraKinds: %s must never be intercepted (kubelets and controllers need it whatever state tenantguard is in)" .) }}
+{{- end }}
+{{- end }}
+{{- if has "coordination.k8s.io" .apiGroups }}
+{{- fail "webhooks.extraKinds: the coordination.k8s.io group (leases) must never be intercepted" }}
+{{- end }}
+- apiGroups: {{ toJson .apiGroups }}
+  apiVersions: {{ toJson (.apiVersions | default (list "v1")) }}
+  operations: {{ toJson (.operations | default (list "CREATE" "UPDATE")) }}
+  resources: {{ toJson .resources }}
+  scope: Namespaced
+{{- end }}
 {{- end }}
 
 {{/* Policies: filename -> YAML. The starter policy, then the demo set when
@@ -313,7 +335,7 @@ empty one removes it). Keys without .yaml/.yml get .yaml, so
 {{- end }}
 {{- end }}
 {{- end }}
-{{- range $key, $content := .Values.policies }}
+{{- range $key, $content := omit .Values.policies "source" }}
 {{- $name := $key }}
 {{- if not (or (hasSuffix ".yaml" $key) (hasSuffix ".yml" $key)) }}
 {{- $name = printf "%s.yaml" $key }}
@@ -352,4 +374,44 @@ server's own loader reports those. */}}
 {{- end }}
 {{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/* Policies from the cluster, status, background audit -------------------
+
+"true" when the server writes to the cluster (policy status with
+policies.source=cluster, PolicyReports with backgroundAudit.enabled): then one
+process is elected on a Lease and the pod gets the RBAC for what it writes. */}}
+{{- define "tenantguard.policiesFromCluster" -}}
+{{- if eq (.Values.policies.source | default "files") "cluster" }}true{{ end }}
+{{- end }}
+
+{{- define "tenantguard.writes" -}}
+{{- if or (include "tenantguard.policiesFromCluster" .) .Values.backgroundAudit.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "tenantguard.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (printf "%s-leader" (include "tenantguard.fullname" .)) }}
+{{- end }}
+
+{{/* Refuses what cannot work: the cluster's policies and the background audit
+need the cluster (`--in-cluster`, which clusterView.enabled gives), and policy
+files would be silently ignored with policies.source=cluster. The starter
+policy (on by default) is simply not rendered then. */}}
+{{- define "tenantguard.checkPolicySource" -}}
+{{- if include "tenantguard.policiesFromCluster" . }}
+{{- if not .Values.clusterView.enabled }}
+{{- fail "policies.source=cluster reads the TenantPolicy and ClusterPolicy objects from the cluster: it needs clusterView.enabled=true" }}
+{{- end }}
+{{- if .Values.demoPolicies.enabled }}
+{{- fail "demoPolicies are policy files; with policies.source=cluster apply them as objects instead (kubectl apply -f charts/tenantguard/policies/)" }}
+{{- end }}
+{{- range $key, $content := omit .Values.policies "source" }}
+{{- if $content }}
+{{- fail (printf "policies.%s is a policy file; with policies.source=cluster the server reads only the TenantPolicy and ClusterPolicy objects: kubectl apply it instead" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.backgroundAudit.enabled (not .Values.clusterView.enabled) }}
+{{- fail "backgroundAudit.enabled judges the live pods of the cluster: it needs clusterView.enabled=true" }}
+{{- end }}
 {{- end }}
