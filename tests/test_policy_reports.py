@@ -147,9 +147,49 @@ def test_cluster_flags_need_policies_from_cluster(tmp_path: Path, args: tuple[st
     assert out.code == 2 and message in out.err
 
 
-def test_policies_and_policies_from_cluster_exclude_each_other() -> None:
-    out = run_cli("dry-run", "--policies", str(POLICIES), "--policies-from-cluster", str(EXAMPLES))
-    assert out.code == 2 and "not allowed with argument" in out.err
+@pytest.mark.parametrize("args,message", [
+    (("--policies", str(POLICIES), "--policies-from-cluster"), "one or the other"),
+    (("--policies", str(POLICIES), "--policies-from", "cluster"), "one or the other"),
+    ((), "--policies is required (or --policies-from-cluster)"),
+    (("--policies-from", "files"), "--policies is required"),
+])
+def test_policies_come_from_files_or_the_cluster(args: tuple[str, ...], message: str) -> None:
+    out = run_cli("dry-run", *args, str(EXAMPLES))
+    assert out.code == 2 and message in out.err, out.err
+
+
+async def test_policies_from_cluster_has_the_serve_spelling_too(tmp_path: Path) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(yaml.safe_dump(bare_pod("web", "shop")))
+    async with KubeAPI(crds=crds()) as kube:
+        kube.create(copy.deepcopy(SHOP))
+        config = tmp_path / "kubeconfig"
+        config.write_text(kube.kubeconfig())
+        out = await asyncio.to_thread(run_cli, "dry-run", "--policies-from", "cluster", "--kubeconfig", str(config),
+                                      str(manifest))
+    assert out.code == 1 and "requireRequests" in out.out, out.out + out.err
+
+
+def test_dry_run_reads_a_pipe(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "manifests"
+    os.mkfifo(fifo)
+    text = yaml.safe_dump(bare_pod("web", "shop"))
+
+    def feed() -> None:
+        with open(fifo, "w") as f:
+            f.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    policy = tmp_path / "shop.yaml"
+    policy.write_text(yaml.safe_dump(SHOP))
+    out = run_cli("dry-run", "--policies", str(policy), "-o", "json", str(fifo))
+    writer.join()
+    assert out.code == 1, out.err
+    assert out.json()["results"][0]["name"] == "web"
 
 
 def test_a_report_stays_under_its_byte_cap_whatever_the_messages() -> None:

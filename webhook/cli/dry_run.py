@@ -26,6 +26,7 @@ from datetime import date
 from webhook.actions import dry_run as dryrun
 from webhook.cli import output
 from webhook.cli.common import EXIT_DENIED, EXIT_OK, UsageError, load_cluster_policy_set, load_policy_set
+from webhook.core.plan import PolicySet
 from webhook.inputs.manifests import read_objects
 from webhook.views.files import load_state
 
@@ -35,11 +36,13 @@ NAME = "dry-run"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR",
                         help="manifests: YAML/JSON files, directories, or - for stdin")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--policies", "-p", action="append", metavar="PATH",
+    parser.add_argument("--policies", "-p", action="append", default=[], metavar="PATH",
                         help="policy file or directory (repeatable)")
-    source.add_argument("--policies-from-cluster", action="store_true",
+    parser.add_argument("--policies-from-cluster", dest="policies_from", action="store_const", const="cluster",
+                        default="files",
                         help="the TenantPolicy and ClusterPolicy objects of the cluster (--kubeconfig, --context)")
+    parser.add_argument("--policies-from", dest="policies_from", choices=("files", "cluster"),
+                        help="files: --policies (default); cluster: the same as --policies-from-cluster")
     parser.add_argument("--kubeconfig", metavar="FILE",
                         help="with --policies-from-cluster: kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
     parser.add_argument("--context", help="with --policies-from-cluster: kubeconfig context (default: the current)")
@@ -108,15 +111,23 @@ def fail_on_code(fail_on: list[list[str]], count: Callable[[str], int], code: in
     return code
 
 
+def _policies(args: argparse.Namespace) -> PolicySet:
+    if args.policies_from == "cluster":
+        if args.policies:
+            raise UsageError("--policies reads files; --policies-from-cluster reads the cluster's objects: one or "
+                             "the other")
+        return load_cluster_policy_set(args.kubeconfig, args.context)
+    if not args.policies:
+        raise UsageError("--policies is required (or --policies-from-cluster)")
+    if args.kubeconfig or args.context:
+        raise UsageError("--kubeconfig and --context go with --policies-from-cluster")
+    return load_policy_set(args.policies)
+
+
 def run(args: argparse.Namespace) -> int:
     namespace = args.namespace if args.namespace is not None else "default"
     with _no_cycle_collection():
-        if args.policies_from_cluster:
-            policies = load_cluster_policy_set(args.kubeconfig, args.context)
-        else:
-            if args.kubeconfig or args.context:
-                raise UsageError("--kubeconfig and --context go with --policies-from-cluster")
-            policies = load_policy_set(args.policies)
+        policies = _policies(args)
         state = load_state(args.cluster_state)
         notes: list[str] = []
         items = read_objects(args.inputs, notes=notes)

@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="files: --policies (default); cluster: the TenantPolicy and ClusterPolicy objects, "
                              "watched (needs --in-cluster or --kubeconfig; their status is written by one elected "
                              "process)")
+    parser.add_argument("--policies-from-cluster", dest="policies_from", action="store_const", const="cluster",
+                        help="the same as --policies-from cluster (the spelling dry-run takes)")
     parser.add_argument("--cert", metavar="FILE", help="serving certificate (PEM); reloaded when it changes")
     parser.add_argument("--key", metavar="FILE", help="its private key (PEM)")
     parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")

@@ -48,6 +48,8 @@ def _files(arg: str) -> list[Path]:
         return document_files(path)
     if path.is_file():
         return [path]
+    if path.exists():  # a pipe, /dev/stdin, a process substitution <(...): read once, as given
+        return [path]
     raise InputError(f"{arg}: no such file or directory")
 
 
