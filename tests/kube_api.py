@@ -185,6 +185,7 @@ class Request:
     body: Any = None
     code: int = 200
     seq: int = 0  # its position in KubeAPI.requests
+    agent: str = ""  # the client's User-Agent
 
     @property
     def watch(self) -> bool:
@@ -331,6 +332,8 @@ class KubeAPI:
         self.bookmark_interval = bookmark_interval
         self.unavailable = False
         self.hung = False
+        self._stalled: Callable[[Request], bool] | None = None
+        self._unstalled = asyncio.Event()
         self.version = first_version
         self.requests: list[Request] = []
         self._collections = {r.plural: _Collection(r) for r in BUILTIN}
@@ -497,6 +500,15 @@ class KubeAPI:
                     watcher.queue.put_nowait(event)
         return str(self.version)
 
+    def stall(self, predicate: Callable[[Request], bool] | None) -> None:
+        """Requests matching ``predicate`` get no answer (the connection stays open) until ``stall(None)``:
+        a network black hole between one client and the server (tell clients apart by ``Request.agent``)."""
+        self._stalled = predicate
+        if predicate is None:
+            self._unstalled.set()
+        else:
+            self._unstalled.clear()
+
     def hang_watches(self, hung: bool = True) -> None:
         """Open watches (and new ones) stay connected but receive nothing until ``hang_watches(False)``;
         the changes made meanwhile are in the history, so lists and later watches see them."""
@@ -598,15 +610,18 @@ class KubeAPI:
                 "DELETE": "delete"}.get(request.method, request.method.lower())
         query = dict(request.query)
         body: Any = None
-        if request.method in ("POST", "PUT", "PATCH"):
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             raw = await request.read()
             try:
                 body = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError:
                 body = raw.decode(errors="replace")
         req = Request(resource.plural, query, "watch" if verb == "list" and query.get("watch") in ("true", "1")
-                      else verb, namespace, name, sub, request.content_type, body)
+                      else verb, namespace, name, sub, request.content_type, body,
+                      agent=request.headers.get("User-Agent", ""))
         self._record(req)
+        if self._stalled is not None and self._stalled(req):  # a black hole: connected, never answered
+            await self._unstalled.wait()
         if self.unavailable:
             req.code = 503
             return web.json_response(status(503, "ServiceUnavailable", "the server is unavailable"), status=503)
@@ -628,7 +643,7 @@ class KubeAPI:
                 code, obj = 200, self._patch_http(resource, namespace, name, sub, body, request.content_type,
                                                   query, warnings)
             elif verb == "delete" and name is not None:
-                code, obj = 200, self._delete_http(resource, namespace, name)
+                code, obj = 200, self._delete_http(resource, namespace, name, body)
             else:
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested "
                                                         f"resource ({request.method} {path})")
@@ -785,8 +800,16 @@ class KubeAPI:
         precondition = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
         return self._write(resource, stored, patched, sub, precondition)
 
-    def _delete_http(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+    def _delete_http(self, resource: Resource, namespace: str | None, name: str, body: Any = None) -> dict[str, Any]:
         stored = self._stored(resource, namespace, name)
+        pre = (body or {}).get("preconditions") if isinstance(body, dict) else None
+        if isinstance(pre, dict):  # DeleteOptions.preconditions: the object must still be the one the client saw
+            meta = stored["metadata"]
+            for key, have in (("resourceVersion", meta.get("resourceVersion")), ("uid", meta.get("uid"))):
+                if pre.get(key) is not None and pre[key] != have:
+                    raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource.qualified} "{name}": '
+                                                    f"Precondition failed: {key}: {pre[key]}, {key} in object "
+                                                    f"meta: {have}")
         self.delete(resource.kind, namespace or "", name)
         return stored
 

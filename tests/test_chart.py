@@ -2313,7 +2313,7 @@ SERVER_CALLS: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {
     # LeaderElector._try_acquire_or_renew and _release
     (LEADER, "read_namespaced_lease"): [("coordination.k8s.io", "leases", "get", "lease")],
     (LEADER, "create_namespaced_lease"): [("coordination.k8s.io", "leases", "create", "lease namespace")],
-    (LEADER, "replace_namespaced_lease"): [("coordination.k8s.io", "leases", "update", "lease")],
+    (LEADER, "patch_namespaced_lease"): [("coordination.k8s.io", "leases", "patch", "lease")],
     # BackgroundAudit._existing (our reports, every namespace) and _reconcile
     (BACKGROUND_AUDIT, "list_cluster_custom_object"): [("wgpolicyk8s.io", "policyreports", "list", "cluster")],
     (BACKGROUND_AUDIT, "create_namespaced_custom_object"): [
@@ -2391,10 +2391,10 @@ def test_rbac_allows_every_call_the_server_makes_and_little_more(mode):
                for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     extra = {(g, r, v) for g, r, v in granted - used if not (v == "get" and (g, r, "list") in used)}
     assert not extra, extra
-    # the Lease: only in the release namespace, get/update only of our Lease
-    assert not authorizer.allows("coordination.k8s.io", "leases", "update", "kube-system", lease and lease[0])
+    # the Lease: only in the release namespace, get/patch only of our Lease
+    assert not authorizer.allows("coordination.k8s.io", "leases", "patch", "kube-system", lease and lease[0])
     if lease:
-        assert not authorizer.allows("coordination.k8s.io", "leases", "update", NAMESPACE, "kube-scheduler")
+        assert not authorizer.allows("coordination.k8s.io", "leases", "patch", NAMESPACE, "kube-scheduler")
         assert not authorizer.allows("coordination.k8s.io", "leases", "create")  # not cluster-wide
 
 
@@ -2452,8 +2452,8 @@ def test_policies_from_the_cluster_args_env_rbac_and_no_configmap():
         ("tenantguard.io", "tenantpolicies/status", "patch"), ("tenantguard.io", "clusterpolicies/status", "patch")}
     role = one(docs, "Role")
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert grants(role) == {("coordination.k8s.io", "leases", v) for v in ("create", "get", "update")}
-    assert [r.get("resourceNames") for r in role["rules"] if "update" in r["verbs"]] == [[f"{FULLNAME}-leader"]]
+    assert grants(role) == {("coordination.k8s.io", "leases", v) for v in ("create", "get", "patch")}
+    assert [r.get("resourceNames") for r in role["rules"] if "patch" in r["verbs"]] == [[f"{FULLNAME}-leader"]]
     binding = one(docs, "RoleBinding")
     assert binding["metadata"]["namespace"] == NAMESPACE
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEADER_ELECTION}

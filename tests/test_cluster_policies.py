@@ -346,3 +346,164 @@ async def test_a_first_load_that_fails_is_retried_when_the_objects_are_fixed(tmp
         assert names(server) == ["shop"]
         await kube.wait_for_request(lambda r: status_write("tenantpolicies", "shop")(r) and
                                     "Loaded" in json.dumps(r.body))
+
+
+# --- what a review found: each of these failed before its fix ---------------------------------------------------
+
+OTHER = {"apiVersion": "tenantguard.io/v1alpha1", "kind": "TenantPolicy", "metadata": {"name": "other"},
+         "spec": {"namespaces": ["other"], "rules": {"requireRequests": ["memory"]}}}
+
+
+async def test_an_object_deleted_and_created_again_is_judged_as_the_new_one(tmp_path: Path, tls,
+                                                                             kube: KubeAPI) -> None:
+    kube.create(copy.deepcopy(OTHER))
+    kube.create(copy.deepcopy(SHOP))
+    async with WebhookServer(settings(tmp_path, tls, kube)) as server:
+        await loaded(server, lambda s: s.policies.loaded)
+        await kube.wait_for_request(status_write("tenantpolicies", "shop"))
+        # kubectl replace --force: the same name, generation 1 again, now claiming another tenant's namespace
+        kube.delete("TenantPolicy", "", "shop")
+        bad = copy.deepcopy(SHOP)
+        bad["spec"]["namespaces"] = ["other"]
+        kube.create(bad)
+        seen = len(kube.requests)
+        await kube.wait_for_request(lambda r: r.seq >= seen and status_write("tenantpolicies", "shop")(r) and
+                                    "Invalid" in json.dumps(r.body))
+        written = [r.body["status"]["conditions"][0]["reason"] for r in kube.requests[seen:]
+                   if status_write("tenantpolicies", "shop")(r)]
+        assert "Loaded" not in written, written
+        assert ready(kube.get("TenantPolicy", "", "shop"))["reason"] == "Invalid"
+
+
+async def test_a_status_write_lost_to_the_network_is_made_again(tmp_path: Path, tls, kube: KubeAPI) -> None:
+    import urllib3
+
+    kube.create(copy.deepcopy(LIMITS))
+    async with WebhookServer(settings(tmp_path, tls, kube)) as server:
+        status = server.duties.status
+        await kube.wait_for_request(status_write("clusterpolicies", "limits"))
+        real = status._custom.patch_cluster_custom_object_status
+        calls: list[str] = []
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            calls.append(args[3])
+            if len(calls) == 1:
+                raise urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+            return real(*args, **kwargs)
+
+        status._custom.patch_cluster_custom_object_status = flaky
+        changed = copy.deepcopy(kube.get("ClusterPolicy", "", "limits"))
+        changed["spec"]["rules"]["requireLimits"] = ["cpu", "memory"]
+        kube.update(changed)
+        await kube.wait_for_request(lambda r: status_write("clusterpolicies", "limits")(r) and
+                                    r.body["status"]["observedGeneration"] == 2, timeout=20)
+        assert calls == ["limits", "limits"] and status.failures == 1
+        assert kube.get("ClusterPolicy", "", "limits")["status"]["observedGeneration"] == 2
+
+
+async def test_a_new_leader_keeps_the_audit_counts_it_finds(tmp_path: Path, tls, kube: KubeAPI) -> None:
+    kube.create(copy.deepcopy(SHOP))
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    kube.create(bare_pod("bare", "shop"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with WebhookServer(settings(tmp_path / "a", tls, kube, lease_identity="a", audit_interval=0.01)) as a, \
+            WebhookServer(settings(tmp_path / "b", tls, kube, lease_identity="b", audit_interval=0.01)) as b:
+        await kube.wait_for_request(lambda r: status_write("tenantpolicies", "shop")(r) and
+                                    bool((r.body or {}).get("status", {}).get("audit")))
+        leader = a if a.duties.elector.leading else b
+        follower = b if leader is a else a
+        before = kube.get("TenantPolicy", "", "shop")["status"]["audit"]
+        await leader.duties.stop()
+        leader.duties = None
+        seen = len(kube.requests)
+        await follower.duties.elector.wait_leading()
+        await follower.duties.audit.wait_runs(follower.duties.audit.runs + 2)
+        assert await follower.duties.status.sync() == 0
+        assert not [r for r in kube.requests[seen:] if status_write("tenantpolicies", "shop")(r)]
+        assert kube.get("TenantPolicy", "", "shop")["status"]["audit"] == before  # its `since` too
+
+
+async def test_a_report_of_our_name_that_is_not_ours_is_left_alone(tmp_path: Path, tls, kube: KubeAPI) -> None:
+    kube.create(copy.deepcopy(SHOP))
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    kube.create(bare_pod("bare", "shop"))
+    foreign = {"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+               "metadata": {"name": "tenantguard", "namespace": "shop"}, "summary": {"pass": 1}, "results": []}
+    kube.create(foreign)
+    async with WebhookServer(settings(tmp_path, tls, kube, audit_interval=0.01)) as server:
+        audit = server.duties.audit
+        runs = [await audit.wait_runs(n) for n in (1, 2, 3)]
+        assert [r.failed for r in runs] == [0, 0, 0]
+        assert [r.created for r in runs] == [0, 0, 0]
+        creates = [r for r in kube.requests if r.plural == "policyreports" and r.verb == "create"]
+        assert len(creates) == 1  # tried once, then left alone
+    assert kube.get("PolicyReport", "shop", "tenantguard")["summary"] == {"pass": 1}
+
+
+async def test_an_edit_that_changes_no_result_rewrites_no_report(tmp_path: Path, tls, kube: KubeAPI) -> None:
+    kube.create(copy.deepcopy(SHOP))
+    kube.create(copy.deepcopy(OTHER))
+    for ns in ("shop", "other"):
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        kube.create(bare_pod("bare", ns))
+    async with WebhookServer(settings(tmp_path, tls, kube, audit_interval=0.01)) as server:
+        audit = server.duties.audit
+        await audit.wait_runs(1)
+        before = {r["metadata"]["namespace"]: r["metadata"]["resourceVersion"] for r in kube.objects("PolicyReport")}
+        assert set(before) == {"shop", "other"}
+        edited = copy.deepcopy(kube.get("TenantPolicy", "", "other"))
+        edited["spec"]["rules"]["requireRequests"] = ["memory", "cpu"]  # a new set; shop's results the same
+        kube.update(edited)
+        generation = server.policies.generation
+        await loaded(server, lambda s: s.policies.generation != generation)
+        await audit.wait_runs(audit.runs + 2)
+        after = {r["metadata"]["namespace"]: r["metadata"]["resourceVersion"] for r in kube.objects("PolicyReport")}
+        assert after["shop"] == before["shop"]
+        # a label another tool puts on a report is no reason to rewrite it either
+        labelled = copy.deepcopy(kube.get("PolicyReport", "shop", "tenantguard"))
+        labelled["metadata"]["labels"]["team"] = "shop"
+        kube.update(labelled)
+        version = kube.get("PolicyReport", "shop", "tenantguard")["metadata"]["resourceVersion"]
+        run = await audit.wait_runs(audit.runs + 2)
+        assert run.writes == 0
+        assert kube.get("PolicyReport", "shop", "tenantguard")["metadata"]["resourceVersion"] == version
+
+
+async def test_no_report_is_written_after_the_server_stopped(tmp_path: Path, tls, kube: KubeAPI) -> None:
+    import threading
+
+    kube.create(copy.deepcopy(SHOP))
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    kube.create(bare_pod("bare", "shop"))
+    server = WebhookServer(settings(tmp_path, tls, kube, audit_interval=0.01))
+    await server.__aenter__()
+    audit = server.duties.audit
+    real = audit._custom.create_namespaced_custom_object
+    started, release = asyncio.Event(), threading.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow(*args: Any, **kwargs: Any) -> Any:  # a slow API server, mid-write
+        loop.call_soon_threadsafe(started.set)
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    audit._custom.create_namespaced_custom_object = slow
+    await asyncio.wait_for(started.wait(), 10)
+    stop_called = asyncio.Event()
+    stop = audit.stop
+
+    async def stopping_audit() -> None:
+        stop_called.set()
+        await stop()
+
+    audit.stop = stopping_audit  # type: ignore[method-assign]
+    stopping = asyncio.ensure_future(server.__aexit__(None, None, None))
+    await asyncio.wait_for(stop_called.wait(), 10)
+    release.set()  # the write in flight goes on now, while the server stops
+    await stopping
+    writes = [(r.verb, r.plural, (r.body or {}).get("spec", {}).get("holderIdentity")) for r in kube.requests
+              if r.write]
+    released = max(i for i, w in enumerate(writes) if w[1] == "leases" and w[2] == "")
+    reports = [i for i, w in enumerate(writes) if w[1] == "policyreports"]
+    assert reports and reports[-1] < released, writes

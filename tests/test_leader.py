@@ -8,6 +8,7 @@ fake server), never a sleep.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from kubernetes import client
@@ -18,15 +19,18 @@ from webhook.server.leader import LeaderElector, LeaseSettings
 WAIT = 10.0
 
 
-def api_client(kube: KubeAPI) -> client.ApiClient:
+def api_client(kube: KubeAPI, agent: str = "") -> client.ApiClient:
     configuration = client.Configuration()
     configuration.host = kube.url
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    if agent:
+        api.user_agent = agent
+    return api
 
 
 def elector(kube: KubeAPI, identity: str, *, duration: float = 0.6, deadline: float = 0.4,
             retry: float = 0.05) -> LeaderElector:
-    return LeaderElector(api_client(kube), LeaseSettings(
+    return LeaderElector(api_client(kube, f"candidate-{identity}"), LeaseSettings(
         namespace="tenantguard", identity=identity, lease_duration=duration, renew_deadline=deadline,
         retry_period=retry))
 
@@ -55,7 +59,7 @@ async def test_one_candidate_of_two_leads_and_the_lease_names_it(kube: KubeAPI) 
         other = b if leader is a else a
         # let the other candidate read the Lease again after the leader renewed it: it still follows
         start = len(kube.requests)
-        renewal = await kube.wait_for_request(lambda r: r.verb == "update" and r.seq >= start)
+        renewal = await kube.wait_for_request(lambda r: r.verb == "patch" and r.seq >= start)
         for _ in range(2):  # both candidates read the Lease again after the renewal
             read = await kube.wait_for_request(lambda r: r.verb == "get" and r.seq > renewal.seq)
             renewal = read
@@ -135,3 +139,34 @@ async def test_a_lease_renewed_by_another_holder_is_never_taken_whatever_its_ren
         assert kube.get("Lease", "tenantguard", "tenantguard-leader")["spec"]["leaseTransitions"] == 5
     finally:
         await b.stop()
+
+
+async def test_a_leader_whose_requests_hang_stops_leading_before_another_can_take_over(kube: KubeAPI) -> None:
+    a, b = elector(kube, "a", duration=1.0, deadline=0.6), elector(kube, "b", duration=1.0, deadline=0.6)
+    a.start()
+    try:
+        await asyncio.wait_for(a.wait_leading(), WAIT)
+        b.start()
+        kube.stall(lambda r: r.agent == "candidate-a")  # a's connection black-holed: sent, never answered
+        await asyncio.wait_for(a.wait_following(), WAIT)
+        await asyncio.wait_for(b.wait_leading(), WAIT)
+        assert not a.leading and b.leading  # never two at once: a stopped at its renew deadline
+        await asyncio.wait_for(a.stop(), WAIT)  # its hung attempt does not hold the stop
+    finally:
+        kube.stall(None)
+        await a.stop()
+        await b.stop()
+    assert kube.get("Lease", "tenantguard", "tenantguard-leader")["spec"]["holderIdentity"] == ""
+
+
+async def test_lease_times_are_micro_times_and_durations_whole_seconds(kube: KubeAPI) -> None:
+    a = elector(kube, "a", duration=0.6)
+    a.start()
+    try:
+        await asyncio.wait_for(a.wait_leading(), WAIT)
+    finally:
+        await a.stop(release=False)
+    spec = kube.get("Lease", "tenantguard", "tenantguard-leader")["spec"]
+    assert spec["leaseDurationSeconds"] == 1  # 0.6 s rounded up: the API server refuses 0
+    for key in ("acquireTime", "renewTime"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|\+00:00)", spec[key]), (key, spec)

@@ -224,8 +224,11 @@ def report_object(namespace: str, results: list[dict[str, Any]], summary: Mappin
 
 
 def without_timestamps(report: Mapping[str, Any]) -> dict[str, Any]:
-    """A report's content with its results' timestamps left out: what "changed" compares."""
+    """A report's content with its results' timestamps left out: what "changed" compares. Of the labels and
+    annotations only ours count (another tool's label on a report is no reason to rewrite it)."""
     results = [{k: v for k, v in r.items() if k != "timestamp"} for r in report.get("results") or ()]
     meta = report.get("metadata") or {}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in MANAGED_BY}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in (OMITTED, POLICY_SET)}
     return {"scope": report.get("scope"), "summary": report.get("summary"), "results": results,
-            "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}}
+            "labels": labels, "annotations": annotations}

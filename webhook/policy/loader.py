@@ -230,15 +230,20 @@ def build_policy_set(docs: Sequence[SourceDoc]) -> PolicySet:
         errors.extend(errs)
         if parsed is not None:
             valid.append((parsed, doc))
-    seen: dict[tuple[str, str], SourceDoc] = {}
+    # one name, one policy: findings, metrics, reports and status counts name a policy by its name alone
+    seen: dict[str, tuple[str, SourceDoc]] = {}
     for parsed, doc in valid:
-        key = (parsed.kind, parsed.metadata.name)
-        if key in seen:
-            first = seen[key]
-            errors.append(f"{doc.where}: metadata.name: {parsed.kind} {parsed.metadata.name} "
-                          f"is already defined in {first.where}")
+        name = parsed.metadata.name
+        if name in seen:
+            kind, first = seen[name]
+            if kind == parsed.kind:
+                errors.append(f"{doc.where}: metadata.name: {parsed.kind} {name} is already defined in {first.where}")
+            else:
+                errors.append(f"{doc.where}: metadata.name: {name} is already the name of {kind} {name} "
+                              f"({first.where}); a TenantPolicy and a ClusterPolicy cannot share a name "
+                              "(findings and reports name a policy by its name)")
         else:
-            seen[key] = doc
+            seen[name] = (parsed.kind, doc)
     tenants = [(p, d) for p, d in valid if isinstance(p, schema.TenantPolicyDoc)]
     errors.extend(_namespace_conflicts(tenants))
     if errors:

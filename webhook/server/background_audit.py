@@ -48,6 +48,7 @@ from webhook.views.snapshot import Snapshot, take_snapshot, why
 log = logging.getLogger("tenantguard.audit")
 REPORT_GROUP, REPORT_VERSION = API_VERSION.split("/")
 REPORT_PLURAL = "policyreports"
+REQUEST_TIMEOUT = 30.0  # seconds for one report write (a report can be up to a megabyte)
 SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 
 
@@ -104,6 +105,7 @@ class BackgroundAudit(BackgroundLoop):
         self.runs = 0
         self.last: AuditRun | None = None
         self._finished = asyncio.Condition()
+        self._foreign: set[str] = set()  # namespaces holding a report of our name that is not ours
 
     async def wait_runs(self, count: int) -> AuditRun:
         """Until ``count`` runs have finished (for tests and the benchmark); the last one."""
@@ -157,7 +159,7 @@ class BackgroundAudit(BackgroundLoop):
                 yield Judged(pod, str(pod["metadata"].get("namespace") or ""), decision)
 
         reports = build_reports(judged(), seconds=int(self._clock()), max_results=self.settings.max_results,
-                                include_clean=self.settings.include_clean, policy_set=policies.generation)
+                                include_clean=self.settings.include_clean)
         run.pods, run.denied, run.drift = run.tally.pods, run.tally.denied, run.tally.drift
         run.reports = len(reports)
         run.report_bytes = sum(len(orjson.dumps(r)) for r in reports)
@@ -194,32 +196,45 @@ class BackgroundAudit(BackgroundLoop):
             if have is not None and without_timestamps(have) == without_timestamps(report):
                 run.unchanged += 1
                 continue
+            if have is None and namespace in self._foreign:
+                run.unchanged += 1  # a report of that name that is not ours: left alone (said once)
+                continue
             if not await self._write(run):
                 return
             try:
                 if have is None:
-                    await asyncio.to_thread(self._custom.create_namespaced_custom_object, REPORT_GROUP, REPORT_VERSION,
-                                            namespace, REPORT_PLURAL, report)
+                    await self.in_thread(self._custom.create_namespaced_custom_object, REPORT_GROUP, REPORT_VERSION,
+                                         namespace, REPORT_PLURAL, report, _request_timeout=REQUEST_TIMEOUT)
                     run.created += 1
                 else:
                     body = {**report, "metadata": {**report["metadata"],
                                                    "resourceVersion": have["metadata"].get("resourceVersion")}}
-                    await asyncio.to_thread(self._custom.replace_namespaced_custom_object, REPORT_GROUP,
-                                            REPORT_VERSION, namespace, REPORT_PLURAL, REPORT_NAME, body)
+                    await self.in_thread(self._custom.replace_namespaced_custom_object, REPORT_GROUP,
+                                         REPORT_VERSION, namespace, REPORT_PLURAL, REPORT_NAME, body,
+                                         _request_timeout=REQUEST_TIMEOUT)
                     run.replaced += 1
             except ApiException as exc:
+                if have is None and exc.status == 409:  # one of that name exists without our label
+                    self._foreign.add(namespace)
+                    log.warning("namespace %s already has a PolicyReport named %s that tenantguard did not write "
+                                "(no %s label): left alone; delete it to have tenantguard's report there",
+                                namespace, REPORT_NAME, SELECTOR, extra={"event": "policy_report"})
+                    continue
                 run.failed += 1
                 log.warning("writing the PolicyReport of %s failed: %s", namespace, why(exc),
                             extra={"event": "policy_report"})
         for namespace in sorted(set(existing) - set(wanted)):
             if not await self._write(run):
                 return
+            version = existing[namespace]["metadata"].get("resourceVersion")
+            options = k8s_client.V1DeleteOptions(preconditions=k8s_client.V1Preconditions(resource_version=version))
             try:
-                await asyncio.to_thread(self._custom.delete_namespaced_custom_object, REPORT_GROUP, REPORT_VERSION,
-                                        namespace, REPORT_PLURAL, REPORT_NAME)
+                await self.in_thread(self._custom.delete_namespaced_custom_object, REPORT_GROUP, REPORT_VERSION,
+                                     namespace, REPORT_PLURAL, REPORT_NAME, body=options,
+                                     _request_timeout=REQUEST_TIMEOUT)
                 run.deleted += 1
             except ApiException as exc:
-                if exc.status != 404:
+                if exc.status not in (404, 409):  # gone, or rewritten meanwhile: the next run sees it
                     run.failed += 1
                     log.warning("deleting the PolicyReport of %s failed: %s", namespace, why(exc),
                                 extra={"event": "policy_report"})

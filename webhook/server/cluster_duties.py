@@ -65,7 +65,8 @@ class ClusterDuties:
                 lease = dataclasses.replace(lease, identity=settings.lease_identity)
             self.elector = LeaderElector(self.api, lease)
             if self.watched is not None:
-                self.status = StatusWriter(self.api, self.watched, store, self.elector, self.budget)
+                self.status = StatusWriter(self.api, self.watched, store, self.elector, self.budget,
+                                           audits=settings.audit_interval > 0)
                 self.status.start()
                 if self.metrics is not None:
                     self.status.on_write = functools.partial(self.metrics.api_written, "status")

@@ -24,6 +24,7 @@ API server refuses (the object changed meanwhile) is simply redone from the next
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -39,11 +40,16 @@ from webhook.server.background import BackgroundLoop
 from webhook.server.leader import LeaderElector
 from webhook.server.policy_store import PolicyStore
 from webhook.server.writes import WriteBudget
-from webhook.views.policy_objects import ClusterPolicySource, WatchedPolicies
+from webhook.views.policy_objects import ClusterPolicySource, WatchedPolicies, version_of
+from webhook.views.snapshot import why
 
 log = logging.getLogger("tenantguard.status")
 MESSAGE_LIMIT = 4096
 MERGE_PATCH = "application/merge-patch+json"
+
+
+RETRY_SECONDS = 5.0  # after a failed write, the next attempt (unless a change comes first)
+REQUEST_TIMEOUT = 10.0  # seconds for one status write
 
 
 def _now() -> datetime:
@@ -54,7 +60,8 @@ class StatusWriter(BackgroundLoop):
     task_name = "tenantguard-policy-status"
 
     def __init__(self, api: k8s_client.ApiClient, watched: WatchedPolicies, store: PolicyStore,
-                 elector: LeaderElector, budget: WriteBudget, *, clock: Callable[[], datetime] = _now) -> None:
+                 elector: LeaderElector, budget: WriteBudget, *, audits: bool = False,
+                 clock: Callable[[], datetime] = _now) -> None:
         self._custom = k8s_client.CustomObjectsApi(api)
         self._watched = watched
         self._source: ClusterPolicySource = watched.source
@@ -63,6 +70,9 @@ class StatusWriter(BackgroundLoop):
         self._budget = budget
         self._clock = clock
         self._audit: dict[str, AuditCounts] = {}  # policy name -> counts (with when first found)
+        # with a background audit, the counts written by a previous leader stay until this one's first run
+        self._audits = audits
+        self._audited = False
         self._written: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}  # (kind, name) -> (version, status)
         self._kick = asyncio.Event()
         self.writes = 0
@@ -79,26 +89,34 @@ class StatusWriter(BackgroundLoop):
         """The background audit's counts per policy name; written where they changed."""
         now = self._clock()
         fresh: dict[str, AuditCounts] = {}
+        known = self._audit if self._audited else self._written_counts()
         for name, c in counts.items():
-            previous = self._audit.get(name)
+            previous = known.get(name)
             same = previous is not None and (previous.pods, previous.denied, previous.drift) == (c.pods, c.denied,
                                                                                                     c.drift)
             fresh[name] = previous if same and previous is not None else AuditCounts(
                 pods=c.pods, denied=c.denied, drift=c.drift, since=now)
         self._audit = fresh
+        self._audited = True
         self.kick()
 
     async def _loop(self) -> None:
         while True:
             await self._elector.wait_leading()
             self._kick.clear()
+            failures = self.failures
             try:
                 await self.sync()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the next change tries again
+            except Exception:  # noqa: BLE001 - tried again below
+                failures = -1
                 log.exception("writing policy status failed", extra={"event": "policy_status"})
-            await self._kick.wait()
+            if self.failures != failures:  # a write failed: again after RETRY_SECONDS, or at the next change
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), RETRY_SECONDS)
+            else:
+                await self._kick.wait()
 
     # --- what to write ---------------------------------------------------------------------------------
     def desired(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -108,10 +126,11 @@ class StatusWriter(BackgroundLoop):
         generation = meta.get("generation")
         outcome = self._source.outcome
         served = self._source.served
-        if name in served and served[name] == generation and self._store.loaded:
+        version = version_of(obj)
+        if name in served and served[name] == version and self._store.loaded:
             state, reason = "True", LOADED
             message = "enforced"
-        elif outcome is not None and not outcome.ok and outcome.read.get(name) == generation:
+        elif outcome is not None and not outcome.ok and outcome.read.get(name) == version:
             if name in outcome.errors:
                 state, reason = "False", INVALID
                 message = "; ".join(outcome.errors[name])
@@ -134,8 +153,28 @@ class StatusWriter(BackgroundLoop):
         condition = Condition(type=READY, status=state, reason=reason, message=message,  # type: ignore[arg-type]
                               lastTransitionTime=since or self._clock(), observedGeneration=generation)
         meta_name = meta.get("name", "")
-        status = PolicyStatus(observedGeneration=generation, conditions=[condition], audit=self._audit.get(meta_name))
+        status = PolicyStatus(observedGeneration=generation, conditions=[condition], audit=self._counts(meta_name, current))
         return status.model_dump(mode="json", exclude_none=True)
+
+    def _written_counts(self) -> dict[str, AuditCounts]:
+        """The counts the objects carry (a previous leader's): kept, ``since`` included, where they still hold."""
+        out = {}
+        for obj in self._watched.objects.snapshot()[1]:
+            status = obj.get("status")
+            counts = self._counts("", status) if isinstance(status, Mapping) else None
+            if counts is not None:
+                out[(obj.get("metadata") or {}).get("name", "")] = counts
+        return out
+
+    def _counts(self, name: str, current: Mapping[str, Any]) -> AuditCounts | None:
+        if self._audited:
+            return self._audit.get(name)
+        if not self._audits or not isinstance(current.get("audit"), Mapping):
+            return None
+        try:  # the previous leader's counts, kept as they are until this process has audited
+            return AuditCounts.model_validate(current["audit"])
+        except ValueError:
+            return None
 
     async def sync(self) -> int:
         """Write every status that differs from the stored one; the number written.
@@ -157,7 +196,7 @@ class StatusWriter(BackgroundLoop):
             if self._written.get(key) == (version, want):
                 continue
             self._written[key] = (version, want)
-            if await asyncio.to_thread(self._patch, obj, want):
+            if await self.in_thread(self._patch, obj, want):
                 written += 1
             else:
                 self._written.pop(key, None)
@@ -171,16 +210,20 @@ class StatusWriter(BackgroundLoop):
         name = (obj.get("metadata") or {}).get("name", "")
         have = obj.get("status")
         stale = {k: None for k in have if k in _KEYS and k not in status} if isinstance(have, Mapping) else {}
-        body = {"status": {**status, **stale}}  # a merge patch removes what is null
+        # a merge patch removes what is null; the resourceVersion makes it conditional: a status computed
+        # from an older object (a watch behind, a replica that lost the Lease) is refused, 409
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        body = {"metadata": {"resourceVersion": version}, "status": {**status, **stale}}
         try:
             self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURALS[kind], name, body,
-                                                            _content_type=MERGE_PATCH)
-        except ApiException as exc:
+                                                            _content_type=MERGE_PATCH,
+                                                            _request_timeout=REQUEST_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - refused, or the connection failed: tried again later
             self.failures += 1
             self.on_write(False)
-            if exc.status in (404, 409):  # deleted or changed meanwhile: the watch brings the news
+            if isinstance(exc, ApiException) and exc.status in (404, 409):  # deleted or changed meanwhile
                 return False
-            log.warning("writing the status of %s/%s failed: HTTP %s", kind, name, exc.status,
+            log.warning("writing the status of %s/%s failed: %s", kind, name, why(exc),
                         extra={"event": "policy_status"})
             return False
         self.writes += 1

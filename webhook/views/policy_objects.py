@@ -122,13 +122,23 @@ class PolicyObjects:
             return self._objects[kind].get(name)
 
 
+# which object, in which generation: an object deleted and created again starts at generation 1 again,
+# so the uid tells the two apart
+Version = tuple[str | None, int | None]
+
+
+def version_of(obj: Mapping[str, Any]) -> Version:
+    meta = obj.get("metadata") or {}
+    return meta.get("uid"), meta.get("generation")
+
+
 @dataclass(frozen=True, slots=True)
 class LoadOutcome:
     """What one load attempt made of the objects: for each, the generation it read and its errors."""
 
     ok: bool
     generation: str  # the policy set generation served after the attempt
-    read: dict[str, int | None] = field(default_factory=dict)  # "TenantPolicy/x" -> metadata.generation
+    read: dict[str, Version] = field(default_factory=dict)  # "TenantPolicy/x" -> (uid, metadata.generation)
     errors: dict[str, list[str]] = field(default_factory=dict)  # "TenantPolicy/x" -> its error lines
     other_errors: tuple[str, ...] = ()  # errors about no object of the set (none expected)
     at: float = 0.0
@@ -142,15 +152,14 @@ class ClusterPolicySource:
     def __init__(self, objects: PolicyObjects) -> None:
         self.objects = objects
         self.outcome: LoadOutcome | None = None  # the last attempt
-        self.served: dict[str, int | None] = {}  # what the served set was loaded from: name -> generation
-        self._pending: dict[str, int | None] = {}
+        self.served: dict[str, Version] = {}  # what the served set was loaded from: name -> (uid, generation)
 
     def fingerprint(self) -> int:
         return self.objects.revision
 
     def load(self) -> PolicySet:
         _, objects = self.objects.snapshot()
-        read = {object_name(o): (o.get("metadata") or {}).get("generation") for o in objects}
+        read = {object_name(o): version_of(o) for o in objects}
         try:
             policies = load_objects(objects)
         except Exception as exc:
