@@ -12,7 +12,7 @@ Usage is kept per namespace as ResourceQuota-style keys (``requests.cpu``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -81,3 +81,40 @@ def add_usage(total: dict[str, Decimal], usage: Usage, sign: int = 1) -> None:
         total[key] = delta if current is None else exact_add(current, delta)
 
 
+
+
+class NamespaceSums:
+    """The summed usage of namespace sets asked for (a tenant's namespaces), kept up to date change by change:
+    a tenant's quota weighs one mapping per admission, not its every namespace. At most ``kept`` sets are
+    held (all dropped when full; recomputed when asked again)."""
+
+    __slots__ = ("_of", "_sums", "kept")
+
+    def __init__(self, kept: int = 1024) -> None:
+        self.kept = kept
+        self._sums: dict[frozenset[str], dict[str, Decimal]] = {}
+        self._of: dict[str, list[frozenset[str]]] = {}  # namespace -> the sets holding it
+
+    def get(self, namespaces: frozenset[str], usage: Callable[[str], Usage | None]) -> dict[str, Decimal]:
+        """The live sum for ``namespaces`` (computed with ``usage(namespace)`` the first time); not a copy."""
+        live = self._sums.get(namespaces)
+        if live is None:
+            if len(self._sums) >= self.kept:
+                self.clear()
+            live = {}
+            for namespace in namespaces:
+                counted = usage(namespace)
+                if counted:
+                    add_usage(live, counted)
+                self._of.setdefault(namespace, []).append(namespaces)
+            self._sums[namespaces] = live
+        return live
+
+    def changed(self, namespace: str, usage: Usage, sign: int) -> None:
+        """``namespace``'s usage changed by ``sign * usage``: the sets holding it follow."""
+        for key in self._of.get(namespace, ()):
+            add_usage(self._sums[key], usage, sign)
+
+    def clear(self) -> None:
+        self._sums.clear()
+        self._of.clear()

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from webhook.core.cluster_state import NAME_LABEL, add_usage
+from webhook.core.cluster_state import NAME_LABEL, NamespaceSums, add_usage
 from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError
 from webhook.views.ledger import Reservation
@@ -154,8 +154,7 @@ class ClusterStore:
         self._revision = 0  # bumped by every change of the namespaces or their labels
         # sums of the live usage of namespace sets asked for (a tenant's namespaces), kept up to date event by
         # event: a tenant's quota weighs one mapping, not its every namespace, per admission
-        self._sums: dict[frozenset[str], dict[str, Decimal]] = {}
-        self._sums_of: dict[str, list[frozenset[str]]] = {}  # namespace -> the sets holding it
+        self._sums = NamespaceSums(SUMS_KEPT)
         self._pods: dict[str, dict[str, Usage]] = {}
         self._usage: dict[str, dict[str, Decimal]] = {}
         self._netpols: dict[str, dict[str, dict[str, Any]]] = {}
@@ -194,19 +193,7 @@ class ClusterStore:
 
     def usage_of(self, namespaces: frozenset[str]) -> Usage:
         with self.lock:
-            live = self._sums.get(namespaces)
-            if live is None:
-                if len(self._sums) >= SUMS_KEPT:
-                    self._sums.clear()
-                    self._sums_of.clear()
-                live = {}
-                for namespace in namespaces:
-                    usage = self._usage.get(namespace)
-                    if usage:
-                        add_usage(live, usage)
-                    self._sums_of.setdefault(namespace, []).append(namespaces)
-                self._sums[namespaces] = live
-            total = dict(live)
+            total = dict(self._sums.get(namespaces, self._usage.get))
             if self._reserved:
                 now = self._clock()
                 for namespace, reserved in self._reserved.items():
@@ -219,8 +206,7 @@ class ClusterStore:
     def _count(self, namespace: str, usage: Usage, sign: int) -> None:
         """Live usage of ``namespace`` changed by ``sign * usage``: its sums follow."""
         add_usage(self._usage.setdefault(namespace, {}), usage, sign)
-        for key in self._sums_of.get(namespace, ()):
-            add_usage(self._sums[key], usage, sign)
+        self._sums.changed(namespace, usage, sign)
 
     def pod_usage(self, namespace: str, name: str) -> Usage | None:
         with self.lock:
@@ -308,7 +294,6 @@ class ClusterStore:
                 pods = tables.pods
                 self._pods, self._usage = pods, tables.totals
                 self._sums.clear()  # recomputed from the new tables when asked
-                self._sums_of.clear()
                 interned = tables.interned
                 for by_id in self._reserved.values():
                     for res in by_id.values():
