@@ -48,7 +48,7 @@ from webhook.views.snapshot import Snapshot, take_snapshot, why
 log = logging.getLogger("tenantguard.audit")
 REPORT_GROUP, REPORT_VERSION = API_VERSION.split("/")
 REPORT_PLURAL = "policyreports"
-REQUEST_TIMEOUT = 30.0  # seconds for one report write (a report can be up to a megabyte)
+REQUEST_TIMEOUT = 10.0  # seconds for one report write (at most a megabyte); stop() waits as long for one in flight
 SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 
 
