@@ -23,7 +23,6 @@ from webhook.server.app import create_app
 from webhook.views import ClusterViewError, open_view
 from webhook.views.files import StaticClusterView
 from webhook.server.runner import WebhookServer
-from webhook.server.settings import ServerSettings
 
 
 class FakeWatchedView(StaticClusterView):

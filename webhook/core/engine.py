@@ -42,9 +42,6 @@ from webhook.core.decision import Decision, RuleResult, Status, Violation
 from webhook.core.mutation import MutationContext, working_copy
 from webhook.core.patch import PatchRecorder
 from webhook.core.plan import (
-    EPHEMERAL_CONTAINERS,
-    MAIN_ONLY,
-    RESIZE,
     SYSTEM_NAMESPACES,
     WITH_EPHEMERAL,
     WITH_RESIZE,

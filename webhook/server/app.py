@@ -41,6 +41,7 @@ from webhook.server.metrics import Metrics
 from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import MAX_BODY_BYTES
 from webhook.views import ClusterView
+from webhook.views.changes import Changes
 
 log = logging.getLogger("tenantguard.admission")
 admission_line = FastLine(log)
@@ -66,28 +67,19 @@ class WebhookContext:
     large_reviews: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LARGE_REVIEWS))
     draining: bool = False
     in_flight: int = 0
-    _waiters: set[asyncio.Event] = field(default_factory=set, repr=False)  # non-empty only while someone waits
+    _changes: Changes = field(default_factory=Changes, repr=False)
 
     def request_started(self) -> None:
         self.in_flight += 1  # the gauge is set from it at scrape time and once a second
-        for waiter in self._waiters:
-            waiter.set()
+        self._changes.notify()
 
     def request_finished(self) -> None:
         self.in_flight -= 1
-        for waiter in self._waiters:
-            waiter.set()
+        self._changes.notify()
 
     async def wait_in_flight(self, predicate: Callable[[int], bool]) -> None:
         """Until ``predicate(in_flight)`` holds (the drain waits for 0; tests for a request to arrive)."""
-        changed = asyncio.Event()
-        self._waiters.add(changed)
-        try:
-            while not predicate(self.in_flight):
-                changed.clear()
-                await changed.wait()
-        finally:
-            self._waiters.discard(changed)
+        await self._changes.wait(lambda: predicate(self.in_flight))
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, the /readyz body). A failed policy reload is named but keeps readiness: the last good

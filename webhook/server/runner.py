@@ -43,6 +43,7 @@ from webhook.server.policy_store import PolicyStore
 from webhook.server.settings import ServerSettings
 from webhook.server.tls import CertReloader
 from webhook.views import ClusterView, open_view
+from webhook.views.changes import Changes
 from webhook.views.files import StaticClusterView
 
 log = logging.getLogger("tenantguard.server")
@@ -77,7 +78,7 @@ class Connections:
         self._open: set[web.RequestHandler] = set()
         self._closing: set[web.RequestHandler] = set()  # answered with Connection: close
         self._head_timers: dict[web.RequestHandler, asyncio.TimerHandle] = {}
-        self._waiters: set[asyncio.Event] = set()
+        self._changes = Changes()
 
     @property
     def full(self) -> bool:
@@ -154,19 +155,11 @@ class Connections:
             self._changed()
 
     def _changed(self) -> None:
-        for waiter in self._waiters:
-            waiter.set()
+        self._changes.notify()
 
     async def wait(self, predicate: Callable[[Connections], bool]) -> None:
         """Until ``predicate(self)`` holds (the drain waits for ``settled``)."""
-        changed = asyncio.Event()
-        self._waiters.add(changed)
-        try:
-            while not predicate(self):
-                changed.clear()
-                await changed.wait()
-        finally:
-            self._waiters.discard(changed)
+        await self._changes.wait(lambda: predicate(self))
 
 
 def _peer(handler: web.RequestHandler) -> str | None:

@@ -28,6 +28,7 @@ from kubernetes import client as k8s_client
 
 from webhook.core.plan import PolicySet
 from webhook.policy.resources import GROUP, PLURALS, VERSION, errors_by_object, load_objects, object_name
+from webhook.views.changes import Changes
 from webhook.views.reflector import Reflector, ReflectorSettings, Resource
 
 KINDS = tuple(PLURALS)  # TenantPolicy, ClusterPolicy
@@ -192,16 +193,14 @@ class WatchedPolicies:
                       self.objects, settings, clock, self._changed)
             for kind, plural in PLURALS.items()
         ]
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiters: set[asyncio.Event] = set()
-        self._listeners: list[Callable[[], None]] = []
+        self._changes = Changes()
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """``listener()`` is called on the event loop after every change of the objects."""
-        self._listeners.append(listener)
+        self._changes.add_listener(listener)
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._changes.bind()
         for reflector in self.reflectors:
             reflector.start()
 
@@ -220,30 +219,11 @@ class WatchedPolicies:
                 if r.status.last_error and not r.status.connected]
 
     def _changed(self) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        for event in self._waiters:
-            event.set()
-        for listener in self._listeners:
-            listener()
+        self._changes.notify_threadsafe()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
-        """Until ``predicate()`` holds (checked at every change); False on timeout."""
-        event = asyncio.Event()
-        self._waiters.add(event)
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    event.clear()
-                    await event.wait()
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            self._waiters.discard(event)
+        """Until ``predicate()`` holds (checked at every change); on timeout, whether it holds then."""
+        return await self._changes.wait(predicate, timeout)
 
 
 def read_policy_objects(api: k8s_client.ApiClient, page_size: int = 500) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from webhook.core.pod_resources import quota_usage
 from webhook.core.quantity import QuantityError, exact_add
 from webhook.core.request import AdmissionRequest
 from webhook.views import ClusterViewError
+from webhook.views.changes import Changes
 from webhook.views.health import KindHealth, ViewHealth
 from webhook.views.ledger import FileLedger, Ledger, LocalLedger, Reservation
 from webhook.views.reflector import Reflector, ReflectorSettings, Resource
@@ -90,8 +91,7 @@ class WatchedClusterState:
             Reflector(r, self.store, self.settings.reflector, self.settings.clock, self._changed)
             for r in _resources(api, self.settings.resources)
         ]
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiters: set[asyncio.Event] = set()
+        self._changes = Changes()
         self._started = False
 
     @property
@@ -132,7 +132,7 @@ class WatchedClusterState:
         """Start watching (returns at once; see :meth:`wait_synced`)."""
         if self._started:
             return
-        self._loop = asyncio.get_running_loop()
+        self._changes.bind()
         self._started = True
         for reflector in self.reflectors:
             reflector.start()
@@ -248,35 +248,11 @@ class WatchedClusterState:
 
     # --- waiting ----------------------------------------------------------------------------------
     def _changed(self) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._wake)
-        except RuntimeError:  # the loop closed meanwhile
-            pass
-
-    def _wake(self) -> None:
-        for event in self._waiters:
-            event.set()
+        self._changes.notify_threadsafe()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
         """Wait until ``predicate()`` holds, re-checking after every change of the view; False on timeout."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-        self._waiters.add(event)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    event.clear()
-                    if predicate():
-                        return True
-                    await event.wait()
-        except TimeoutError:
-            return predicate()
-        finally:
-            self._waiters.discard(event)
+        return await self._changes.wait(predicate, timeout)
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         return await self.wait_until(lambda: self.synced, timeout)
