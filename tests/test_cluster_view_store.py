@@ -230,3 +230,22 @@ def test_the_usage_of_a_namespace_set_stays_the_sum_of_its_namespaces() -> None:
                 for key, value in store.namespace_usage(namespace).items():
                     expected[key] = expected.get(key, Decimal(0)) + value
             assert {k: v for k, v in store.usage_of(group).items() if v} == {k: v for k, v in expected.items() if v}
+
+
+def test_a_namespace_event_that_changes_no_label_is_no_new_revision() -> None:
+    store = ClusterStore()
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"team": "a"}}}
+    store.apply("Namespace", "ADDED", ns)
+    revision, labels = store.namespaces_revision(), store.namespace_labels("shop")
+    touched = {**ns, "metadata": {**ns["metadata"], "annotations": {"note": "x"}}, "status": {"phase": "Active"}}
+    store.apply("Namespace", "MODIFIED", touched)
+    assert store.namespaces_revision() == revision
+    assert store.namespace_labels("shop") is labels  # the same mapping: tenant lookups stay cached
+    relabelled = {**ns, "metadata": {"name": "shop", "labels": {"team": "b"}}}
+    store.apply("Namespace", "MODIFIED", relabelled)
+    assert store.namespaces_revision() > revision and store.namespace_labels("shop")["team"] == "b"
+    store.apply("Namespace", "DELETED", relabelled)
+    gone = store.namespaces_revision()
+    assert store.namespace_labels("shop") is None
+    store.apply("Namespace", "DELETED", relabelled)  # again: nothing changes
+    assert store.namespaces_revision() == gone

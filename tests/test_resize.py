@@ -176,6 +176,12 @@ class ReservingState(InMemoryClusterState):
         add_usage(usage, self.reserved.get(namespace, {}))
         return usage
 
+    def usage_of(self, namespaces: frozenset[str]) -> Mapping[str, Decimal]:
+        usage = dict(super().usage_of(namespaces))
+        for namespace in namespaces:
+            add_usage(usage, self.reserved.get(namespace, {}))
+        return usage
+
 
 def test_successive_resizes_are_charged_once_each() -> None:
     x = pod("x", "1", limits=False)

@@ -76,10 +76,14 @@ def test_measure_counts_every_container_env_entry_and_volume() -> None:
     obj = giant_pod(3)
     obj["spec"]["initContainers"] = [{"name": "i", "envFrom": [{"configMapRef": {"name": "x"}}] * 2}]
     obj["spec"]["volumes"] = [{"name": "v"}] * 4
-    assert measure(obj) == Size(containers=4, env=5, volumes=4)
+    assert measure(obj, ()) == Size(containers=4, env=5, volumes=4)
     deployment = {"kind": "Deployment", "spec": {"template": obj}}
-    assert measure(deployment) == Size(containers=4, env=5, volumes=4)
-    assert measure({"kind": "ConfigMap"}) == Size()
+    assert measure(deployment, ()) == Size(containers=4, env=5, volumes=4)
+    assert measure({"kind": "ConfigMap"}, ()) == Size()
+    # a kind the policies locate through spec.podTemplates is bounded like the built-in ones
+    rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "spec": {"template": obj}}
+    assert measure(rollout, ()) == Size()
+    assert measure(rollout, [("argoproj.io", "Rollout", ("spec", "template"))]) == Size(containers=4, env=5, volumes=4)
     assert ReviewLimits(containers=3).exceeded(Size(containers=4)) == (
         "the pod is too large for tenantguard to judge within the webhook timeout: 4 containers > 3 "
         "(--max-containers)")

@@ -12,14 +12,11 @@ The bounds are far above any real workload (defaults: 500 containers of every ki
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.workloads import locate_pod
-
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-
+from webhook.core.workloads import ALL_CONTAINERS, PodTemplatePath, locate_pod
 
 @dataclass(frozen=True, slots=True)
 class Size:
@@ -28,14 +25,15 @@ class Size:
     volumes: int = 0
 
 
-def measure(obj: Mapping[str, Any]) -> Size:
-    """The size of ``obj``'s pod (template); zero for objects without one."""
-    target = locate_pod(obj)
+def measure(obj: Mapping[str, Any], templates: Iterable[PodTemplatePath]) -> Size:
+    """The size of ``obj``'s pod (template); zero for objects without one. ``templates``: where other kinds keep
+    their pod template (the policy set's ``pod_templates``): a kind the policies judge is bounded alike."""
+    target = locate_pod(obj, templates)
     if target is None:
         return Size()
     spec = target.spec
     containers = env = 0
-    for key in CONTAINER_LISTS:
+    for key in ALL_CONTAINERS:
         items = spec.get(key)
         if not isinstance(items, list):
             continue

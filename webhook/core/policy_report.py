@@ -124,13 +124,6 @@ def _sort_key(entry: Mapping[str, Any]) -> tuple[Any, ...]:
     return (_RANK[Status(entry["result"])], entry["policy"], entry["rule"], ref.get("kind", ""), ref.get("name", ""))
 
 
-def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for entry in results:
-        counts[entry["result"]] += 1
-    return counts
-
-
 def clean(summary: Mapping[str, int]) -> bool:
     """Nothing failed, warned or errored."""
     return not (summary.get("fail") or summary.get("warn") or summary.get("error"))

@@ -81,11 +81,3 @@ class AdmissionReviewResponse(TypedDict):
     apiVersion: str
     kind: Literal["AdmissionReview"]
     response: AdmissionResponseBody
-
-
-class PatchOperation(TypedDict):
-    """One RFC 6902 operation, as the mutators record them."""
-
-    op: Literal["add", "replace", "remove"]
-    path: str
-    value: NotRequired[Any]

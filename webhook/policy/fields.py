@@ -30,7 +30,7 @@ INLINE_POLICIES: tuple[type[BaseModel], ...] = (schema.TenantPolicyDoc, schema.C
 INLINE_POLICY_VALIDATORS: frozenset[Callable[..., Any]] = frozenset({suite._path_or_policy})
 
 # parts pydantic inserts into a location that are no field: a union member's tag, a validator's name
-_TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
+TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
 
 
 def input_names(model: type[BaseModel]) -> list[str]:
@@ -41,7 +41,7 @@ def input_names(model: type[BaseModel]) -> list[str]:
 def _is_tag(part: str | int, members: Sequence[Any] = ()) -> bool:
     if not isinstance(part, str):
         return False
-    return bool(_TYPE_TAG.match(part)) or part == "[key]" or any(getattr(m, "__name__", None) == part
+    return bool(TYPE_TAG.match(part)) or part == "[key]" or any(getattr(m, "__name__", None) == part
                                                                  for m in members)
 
 

@@ -34,9 +34,8 @@ from webhook.core.selectors import glob_match, glob_start, globs_overlap, is_glo
 from webhook.inputs.yamlio import InputError, document_files, load_documents
 from webhook.policy import schema
 from webhook.policy.compile import PolicyCompileError, compile_policy
-from webhook.policy.fields import unknown_field_hint
+from webhook.policy.fields import TYPE_TAG, unknown_field_hint
 
-_TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|nullable\[|tagged-union\[)|^\w+\[")
 _PLAIN_PART = re.compile(r"[A-Za-z0-9_-]+")
 _MODEL_NAMES = {name for name, obj in vars(schema).items() if isinstance(obj, type)}
 
@@ -120,7 +119,7 @@ def format_loc(loc: Sequence[Any], field_last: bool = False) -> str:
             out += f"[{part}]"
             continue
         part = str(part)
-        if part in _MODEL_NAMES or _TYPE_TAG.match(part) or part == "[key]":
+        if part in _MODEL_NAMES or TYPE_TAG.match(part) or part == "[key]":
             continue
         if not _PLAIN_PART.fullmatch(part):  # a map key such as "example.com/team", "bad key" or ""
             out += f"[{json.dumps(part, ensure_ascii=False)}]"

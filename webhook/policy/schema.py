@@ -694,7 +694,7 @@ class CelMatchCondition(Model):
 
 
 class CelVariable(Model):
-    """A named value, read as variables.<name>; evaluated at most once, and only when read."""
+    """A named value, read as variables.<name>; evaluated only when read, once by each expression reading it."""
 
     name: str
     """A CEL identifier, unique among the rule's variables."""

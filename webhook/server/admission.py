@@ -129,7 +129,7 @@ def answer(endpoint: Endpoint, body: Any, policies: PolicySet, view: ClusterView
     ``cache``: answers of reviews that cannot be judged differently are reused (webhook.server.answers).
     """
     request = from_review(body, today=today, writable=consume)
-    too_large = limits.exceeded(measure(request.obj)) if limits is not None and request.obj is not None else None
+    too_large = limits.exceeded(measure(request.obj, policies.pod_templates)) if limits is not None and request.obj is not None else None
     if too_large is not None:
         return Outcome(_too_large(endpoint, request, too_large), request, None)
     try:

@@ -24,6 +24,7 @@ large audit adds a little latency to admissions while it runs (bench/report_scal
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from webhook.server.background import BackgroundLoop
 from webhook.server.leader import LeaderElector
 from webhook.server.policy_store import PolicyStore
 from webhook.server.writes import WriteBudget
-from webhook.views.snapshot import Snapshot, take_snapshot, why
+from webhook.views.snapshot import Snapshot, list_items, take_snapshot, why
 
 log = logging.getLogger("tenantguard.audit")
 REPORT_GROUP, REPORT_VERSION = API_VERSION.split("/")
@@ -168,25 +169,10 @@ class BackgroundAudit(BackgroundLoop):
     # --- writing the reports -----------------------------------------------------------------------------
     def _existing(self) -> dict[str, dict[str, Any]]:
         """Our reports in the cluster, by namespace."""
-        out: dict[str, dict[str, Any]] = {}
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"label_selector": SELECTOR, "limit": 500}
-            if token:
-                kwargs["_continue"] = token
-            resp: Any = self._custom.list_cluster_custom_object(REPORT_GROUP, REPORT_VERSION, REPORT_PLURAL,
-                                                                _preload_content=False, **kwargs)
-            try:
-                body = orjson.loads(resp.data)
-            finally:
-                resp.release_conn()
-            for item in body.get("items") or ():
-                meta = item.get("metadata") or {}
-                if meta.get("name") == REPORT_NAME:
-                    out[meta.get("namespace", "")] = item
-            token = (body.get("metadata") or {}).get("continue") or None
-            if not token:
-                return out
+        listed = list_items(functools.partial(self._custom.list_cluster_custom_object, REPORT_GROUP, REPORT_VERSION,
+                                              REPORT_PLURAL, label_selector=SELECTOR))
+        return {(item.get("metadata") or {}).get("namespace", ""): item for item in listed
+                if (item.get("metadata") or {}).get("name") == REPORT_NAME}
 
     async def _reconcile(self, reports: list[dict[str, Any]], run: AuditRun) -> None:
         existing = await asyncio.to_thread(self._existing)

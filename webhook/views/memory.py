@@ -84,14 +84,6 @@ class InMemoryClusterState:
         return self._ns_usage.get(namespace, {})
 
     def usage_of(self, namespaces: frozenset[str]) -> Usage:
-        if type(self).namespace_usage is not InMemoryClusterState.namespace_usage:
-            # a view that adds to namespace_usage (reservations) is summed through it, as it says
-            total: dict[str, Decimal] = {}
-            for namespace in namespaces:
-                usage = self.namespace_usage(namespace)
-                if usage:
-                    add_usage(total, usage)
-            return total
         return dict(self._sums.get(namespaces, self._ns_usage.get))
 
     def network_policies(self, namespace: str) -> Sequence[Mapping[str, Any]]:

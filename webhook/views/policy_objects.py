@@ -5,7 +5,7 @@ The watch is the cluster view's reflector (webhook.views.reflector: paged consis
 watch from its resourceVersion, bookmarks, 410 relist, backoff), one per kind, writing
 into :class:`PolicyObjects` instead of the view's store. ``revision`` grows only when
 what the loader reads changes (spec, name, labels, annotations): a status written by the
-elected replica changes ``status_revision`` alone, so it never triggers a reload.
+elected replica never triggers a reload.
 
 The server loads them through :class:`ClusterPolicySource` with the same rules as files
 (webhook.server.policy_store): a set with an error keeps the last good one. What the last
@@ -30,6 +30,7 @@ from webhook.core.plan import PolicySet
 from webhook.policy.resources import GROUP, PLURALS, VERSION, errors_by_object, load_objects, object_name
 from webhook.views.changes import Changes
 from webhook.views.reflector import Reflector, ReflectorSettings, Resource
+from webhook.views.snapshot import list_items
 
 KINDS = tuple(PLURALS)  # TenantPolicy, ClusterPolicy
 
@@ -57,19 +58,18 @@ class _Batch(list):
 class PolicyObjects:
     """The policy objects as last seen, by kind and name; written by reflector threads, read anywhere."""
 
-    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self._content: dict[tuple[str, str], bytes] = {}
         self._listed: set[str] = set()
-        self._on_change = on_change
         self.revision = 0  # grows when what a load reads changed
-        self.status_revision = 0  # grows on every change, status included
 
     # --- the reflector's sink ----------------------------------------------------------------------------
     def builder(self, kind: str) -> _Batch:
         return _Batch(kind)
 
+    # ``notify``: the reflector notifies itself after each change (``WatchedPolicies._changed``)
     def install(self, tables: _Batch, *, notify: bool = True) -> None:
         kind = tables.kind
         with self._lock:
@@ -83,9 +83,6 @@ class PolicyObjects:
                 self._content[(kind, name)] = _content(obj)
             self._listed.add(kind)
             self.revision += changed
-            self.status_revision += 1
-        if notify:
-            self._on_change()
 
     def apply(self, kind: str, event_type: str, obj: Any, *, notify: bool = True) -> None:
         name = (obj.get("metadata") or {}).get("name", "")
@@ -100,9 +97,6 @@ class PolicyObjects:
                 self._objects[kind][name] = obj
                 self._content[(kind, name)] = content
             self.revision += changed
-            self.status_revision += 1
-        if notify:
-            self._on_change()
 
     def note_heard(self, kind: str) -> None:
         pass
@@ -117,10 +111,6 @@ class PolicyObjects:
         """(revision, every object) read together."""
         with self._lock:
             return self.revision, [o for kind in KINDS for o in self._objects[kind].values()]
-
-    def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        with self._lock:
-            return self._objects[kind].get(name)
 
 
 # which object, in which generation: an object deleted and created again starts at generation 1 again,
@@ -183,7 +173,7 @@ class WatchedPolicies:
 
     def __init__(self, api: k8s_client.ApiClient, settings: ReflectorSettings | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.objects = PolicyObjects(on_change=self._changed)
+        self.objects = PolicyObjects()
         self.source = ClusterPolicySource(self.objects)
         custom = k8s_client.CustomObjectsApi(api)
         settings = settings or ReflectorSettings()
@@ -231,22 +221,9 @@ def read_policy_objects(api: k8s_client.ApiClient, page_size: int = 500) -> list
     custom = k8s_client.CustomObjectsApi(api)
     out: list[dict[str, Any]] = []
     for kind, plural in PLURALS.items():
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": page_size}
-            if token:
-                kwargs["_continue"] = token
-            resp: Any = custom.list_cluster_custom_object(GROUP, VERSION, plural, _preload_content=False, **kwargs)
-            try:
-                body = orjson.loads(resp.data)
-            finally:
-                resp.release_conn()
-            for item in body.get("items") or ():
-                if isinstance(item, dict):
-                    item.setdefault("kind", kind)
-                    item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
-                    out.append(item)
-            token = (body.get("metadata") or {}).get("continue") or None
-            if not token:
-                break
+        for item in list_items(functools.partial(custom.list_cluster_custom_object, GROUP, VERSION, plural),
+                               page_size=page_size):
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+            out.append(item)
     return out

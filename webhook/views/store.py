@@ -343,10 +343,12 @@ class ClusterStore:
                 self._confirm(ns, name, usage, obj if event_type == "ADDED" and not known else None)
             elif kind == "Namespace":
                 name, labels = self.compact(kind, obj)
+                # only a change of the namespaces or their labels is a new revision (tenant members are
+                # recomputed per revision); the mapping kept stays the same object while its labels do
                 if deleted:
-                    self._labels.pop(name, None)
-                    self._revision += 1
-                else:
+                    if self._labels.pop(name, None) is not None:
+                        self._revision += 1
+                elif self._labels.get(name) != labels:
                     self._labels[name] = labels
                     self._revision += 1
             else:

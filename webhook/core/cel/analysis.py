@@ -28,7 +28,7 @@ of values under it (comparing whole structures); ``("any",)`` the largest size a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -200,14 +200,6 @@ def _reference(size: Size) -> float:
 def reference_cost(size: Size) -> float:
     """The cost on an object whose every list and map holds :data:`REFERENCE_ITEMS` items."""
     return evaluate(size, _reference)
-
-
-def leaves(size: Size) -> Iterable[Size]:
-    if size[0] in ("+", "*", "max"):
-        for s in size[1:]:
-            yield from leaves(s)
-    elif size[0] != "c":
-        yield size
 
 
 def format_size(size: Size) -> str:

@@ -80,7 +80,6 @@ class CheckedAst:
     root: Node
     types: dict[int, str] = field(default_factory=dict)  # node id -> bool, int, uint, double, string, ...
     references: dict[int, str] = field(default_factory=dict)  # node id -> the identifier it resolved to
-    macros: dict[int, str] = field(default_factory=dict)  # comprehension id -> the macro it expands (all, map...)
 
 
 UNSUPPORTED = object()
@@ -262,7 +261,6 @@ def decode_checked(serialized: bytes) -> CheckedAst:
     root: Node = Const(0, None)
     types: dict[int, str] = {}
     references: dict[int, str] = {}
-    macros: dict[int, str] = {}
     for number, _, value in _fields(payload):
         if number == 4:
             root = _expr(value)
@@ -276,12 +274,4 @@ def decode_checked(serialized: bytes) -> CheckedAst:
             key, typ = _map_entry(value)
             if isinstance(typ, bytes):
                 types[key] = _type(typ)
-        elif number == 5:
-            for n, _, v in _fields(value):
-                if n == 5:
-                    key, call = _map_entry(v)
-                    if isinstance(call, bytes):
-                        node = _expr(call)
-                        if isinstance(node, Call):
-                            macros[key] = node.function
-    return CheckedAst(root, types, references, macros)
+    return CheckedAst(root, types, references)

@@ -558,7 +558,6 @@ def new_env(variables: dict[str, Any]) -> Any:
     return cel.NewEnv(config=_config(), variables=variables, extensions=[kubernetes_library()])
 
 
-# names this library adds (for docs and tests)
 FUNCTIONS = (
     "quantity", "isQuantity", "sign", "isInteger", "asInteger", "asApproximateFloat", "add", "sub", "compareTo",
     "isGreaterThan", "isLessThan", "isSorted", "sum", "min", "max", "indexOf", "lastIndexOf", "find", "findAll",

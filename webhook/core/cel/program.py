@@ -9,8 +9,9 @@ Each expression is compiled twice by cel-cpp:
    line and column in the expression as written; the checked tree gives the cost bound
    and what the expression reads (:mod:`webhook.core.cel.analysis`);
 2. **for evaluation**, with each ``variables.NAME`` it reads (directly or through other
-   variables) bound by ``cel.bind`` around it: evaluated lazily, at most once, and with no
-   per-rule activation, so one activation per request serves every rule.
+   variables) bound by ``cel.bind`` around it: evaluated lazily, once per expression reading
+   it, and with no per-rule activation, so one activation per request serves every rule
+   (the rule's cost budget counts each expression with the variables bound into it).
 """
 
 from __future__ import annotations
@@ -259,9 +260,9 @@ def compile_rule(variables: Sequence[tuple[str, str]], conditions: Sequence[tupl
     costs = [e.cost for _, e in conditions_out]
     costs += [v.expr.cost for v in validations_out]
     costs += [v.message_expr.cost for v in validations_out if v.message_expr is not None]
-    total = add(*(a.cost for a in analyses.values()), *(c.analysis.cost for c in cond_checked if c.analysis),
-                *(v.analysis.cost for v, _ in val_checked if v.analysis),
-                *(m.analysis.cost for _, m in val_checked if m is not None and m.analysis))
+    # what really runs: each expression with the variables bound into it (a variable read by several
+    # expressions is evaluated by each of them)
+    total = add(*costs) if costs else ZERO
     if reference_cost(total) > RULE_BUDGET and not any("estimated cost" in m for _, m in problems):
         problems.append(("validations", f"estimated cost {reference_cost(total):,.0f} of the rule exceeds its budget "
                                         f"of {RULE_BUDGET:,} already for lists of {REFERENCE_ITEMS} items"))

@@ -5,8 +5,8 @@ inside a string literal or a comment):
 
 - :func:`bind_variables`: ``variables.NAME`` -> a ``cel.bind`` variable, so that every
   rule of a request is evaluated against one activation (the object is converted to CEL
-  values once per request, not once per rule) while variables stay lazy and are
-  computed at most once, as Kubernetes evaluates them;
+  values once per request, not once per rule) while variables stay lazy (evaluated only
+  when an expression reads them, once by that expression);
 - :func:`replace_roots`: ``object`` -> ``object.spec.template`` and the like, which turns a
   rule written for Pods into its pod-controller variant for a ValidatingAdmissionPolicy.
 """
