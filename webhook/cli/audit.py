@@ -24,7 +24,7 @@ from typing import TextIO
 from webhook.actions.audit import Audited, Counts, Group, Owner, audit, groups, summary, tally
 from webhook.cli.common import EXIT_DENIED, EXIT_OK, load_policy_set
 from webhook.cli.dry_run import add_fail_on, fail_on_code
-from webhook.cli.output import Paint, judged_of, json_text, use_colour, write_policy_reports
+from webhook.cli.output import Paint, judged_of, json_text, plural, use_colour, write_policy_reports
 from webhook.core.decision import Violation
 
 NAME = "audit"
@@ -92,10 +92,6 @@ def shows_progress(stream: TextIO) -> bool:
     return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _enforcement(v: Violation) -> str:
     return "" if v.enforcement == "Enforce" else f" ({v.enforcement})"
 
@@ -143,11 +139,11 @@ def owner_line(sets: list[Group], paint: Paint) -> str:
     if len(sets) == 1:
         reasons = describe(sets[0])
     else:
-        reasons = "; ".join(f"{_plural(len(g.pods), 'pod')}: {describe(g)}" for g in sets[:SHOWN_SETS])
+        reasons = "; ".join(f"{plural(len(g.pods), 'pod')}: {describe(g)}" for g in sets[:SHOWN_SETS])
         if len(sets) > SHOWN_SETS:
             rest = sets[SHOWN_SETS:]
-            reasons += f"; {_plural(sum(len(g.pods) for g in rest), 'pod')} more in {len(rest)} other groups"
-    size = "" if lone else f" ({_plural(counts.pods, 'pod')})"
+            reasons += f"; {plural(sum(len(g.pods) for g in rest), 'pod')} more in {len(rest)} other groups"
+    size = "" if lone else f" ({plural(counts.pods, 'pod')})"
     return f"{sets[0].owner}{size}: {', '.join(verdicts)} — {reasons}"
 
 
@@ -207,12 +203,12 @@ def write_table(results: list[Audited], show_all: bool, colour: bool) -> None:
             print("\n".join(_details(sets[0], "  ")))
             continue
         if len(sets) == 1:
-            print(f"\n{owner} ({_plural(len(sets[0].pods), 'pod')}: {_names(sets[0])}):")
+            print(f"\n{owner} ({plural(len(sets[0].pods), 'pod')}: {_names(sets[0])}):")
             print("\n".join(_details(sets[0], "  ")))
             continue
-        print(f"\n{owner} ({_plural(sum(len(g.pods) for g in sets), 'pod')}):")
+        print(f"\n{owner} ({plural(sum(len(g.pods) for g in sets), 'pod')}):")
         for group in sets:
-            print(f"  {_plural(len(group.pods), 'pod')} ({_names(group)}):")
+            print(f"  {plural(len(group.pods), 'pod')} ({_names(group)}):")
             print("\n".join(_details(group, "    ") or ["    no findings, no drift"]))
 
 

@@ -136,7 +136,7 @@ def _label(r: Result) -> str:
     return f"{r.obj.get('kind', '')} {ns}{r.name or '<unnamed>'}"
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count} {word}{'s' if count != 1 else ''}"
 
 
@@ -144,7 +144,7 @@ def write_table(results: list[Result], out: TextIO, colour: bool, pipeline: str 
     paint = Paint(colour)
     for r in results:
         d = r.decision
-        audited = f" ({_plural(len(d.audit), 'audit finding')})" if d.audit else ""
+        audited = f" ({plural(len(d.audit), 'audit finding')})" if d.audit else ""
         if not d.allowed:
             status = paint("DENIED" + (audited or " "), "1;31")
         elif d.skipped:
@@ -152,7 +152,7 @@ def write_table(results: list[Result], out: TextIO, colour: bool, pipeline: str 
         else:
             status = paint("ALLOWED" + audited, "1;35" if audited else "1;32")
         tenant = f"  tenant={d.tenant}" if d.tenant else ""
-        changes = f"  {_plural(len(d.patch), 'patch op')}" if d.patch else ""
+        changes = f"  {plural(len(d.patch), 'patch op')}" if d.patch else ""
         out.write(f"{status}  {_label(r)}{tenant}{changes}\n")
         if d.skipped:
             out.write(f"    {paint('skipped: ' + d.skipped, '2')}\n")
@@ -170,7 +170,7 @@ def write_table(results: list[Result], out: TextIO, colour: bool, pipeline: str 
             out.write(f"    {paint('+', '36')} {op.op} {op.path} {value}  {paint(f'({op.policy}/{op.rule})', '2')}\n")
     s = summary(results)
     skipped = f" ({s['skipped']} skipped)" if s["skipped"] else ""
-    line = f"{_plural(len(results), 'object')}: {s['allowed']} allowed{skipped}, {s['denied']} denied"
+    line = f"{plural(len(results), 'object')}: {s['allowed']} allowed{skipped}, {s['denied']} denied"
     findings = s["findings"]
     if any(findings.values()):
         line += f"; findings: {findings[ENFORCE]} Enforce, {findings[WARN]} Warn, {findings[AUDIT]} Audit"
@@ -246,7 +246,7 @@ def write_policy_reports(judged: list[Judged], out: TextIO) -> None:
     too), as a YAML stream: what ``kubectl apply`` takes, or what Policy Reporter reads."""
     now = int(datetime.datetime.now(datetime.UTC).timestamp())
     reports = build_reports(judged, seconds=now)
-    out.write("".join(f"---\n{dump(json.loads(json_text(r)))}" for r in reports))
+    out.write("".join(f"---\n{dump(r)}" for r in reports))
 
 
 def judged_of(results: Sequence[Result]) -> list[Judged]:

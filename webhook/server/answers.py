@@ -28,7 +28,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -105,9 +105,7 @@ class AnswerCache:
 
     def put(self, key: Hashable, response: AdmissionResponseBody, decision: Decision) -> None:
         stored = {k: v for k, v in response.items() if k != "uid"}
-        kept = Decision(allowed=decision.allowed, tenant=decision.tenant, policies=decision.policies,
-                        violations=decision.violations, notes=decision.notes, warned=decision.warned,
-                        audit=decision.audit, patch=decision.patch, skipped=decision.skipped)  # no object held
+        kept = replace(decision, results=[], mutated=None)  # no object held, every other field kept
         with self._lock:
             self._answers[key] = Cached(stored, kept)  # type: ignore[arg-type]
             if len(self._answers) > self.size:
